@@ -1,0 +1,200 @@
+"""create_app(config=None): the only place where the parts are wired together."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+import click
+from flask import Flask, appcontext_pushed
+from markupsafe import Markup
+
+from crm_core import core_hooks
+from crm_core.api.errors import register_error_handlers
+from crm_core.api.frame import API_PREFIX, init_api
+from crm_core.config import load_settings
+from crm_core.db import bind_database, open_database
+from crm_core.errors import RegistryError
+from crm_core.i18n import CatalogSource, init_i18n
+from crm_core.jobs import Jobs, TaskSpec, make_huey
+from crm_core.migrator import MigrationSource
+from crm_core.plugins import CORE, PluginHost, Registry, build_host
+from crm_core.web.security import add_security_headers
+
+log = logging.getLogger("crm")
+hook_log = logging.getLogger("crm.hooks")
+
+# The core's own hook implementations, registered before any plugin.
+CORE_MODULES = [("hooks", core_hooks)]
+
+
+def create_app(config=None):
+    settings = load_settings(config)
+    app = Flask("crm_core", instance_path=settings["CRM_INSTANCE_PATH"])
+    app.config.update(settings)
+    _configure_flask(app)
+
+    db = open_database(settings["CRM_DATABASE_URL"], settings["CRM_DATABASE_POOL_SIZE"])
+    app.extensions["crm_db"] = db
+    bind_database(db)
+    _manage_connections(app, db)
+
+    trace = (lambda message: hook_log.info(message.rstrip())) if settings["CRM_TRACE_HOOKS"] else None
+    host = build_host(settings, CORE_MODULES, trace_writer=trace)
+    app.extensions["crm"] = host
+
+    _collect_models(app, host)
+    _collect_migrations(app, host)
+    init_i18n(app, _catalog_sources(host))
+    register_error_handlers(app)
+    _mount_api(app, host)
+    _mount_ui(app, host)
+    _collect_commands(app, host)
+    _collect_jinja(app, host)
+    _collect_tasks(app, host)
+    app.after_request(add_security_headers)
+    host.call_in_order("crm_app_created", app=app)
+    return app
+
+
+def _configure_flask(app):
+    secret = app.config["CRM_SECRET_KEY"]
+    if not secret:
+        # Only dev, demo and test get here (production refuses to start);
+        # sessions then last as long as this process.
+        log.warning("CRM_SECRET_KEY is not set: using a random key for this process")
+        secret = secrets.token_urlsafe(48)
+    app.config["SECRET_KEY"] = secret
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config.setdefault("MAX_CONTENT_LENGTH", 16 * 1024 * 1024)
+    app.json.sort_keys = False
+
+
+def _manage_connections(app, db):
+    """One pooled connection per request (or app context), returned at teardown."""
+
+    def bind(sender, **_):
+        if sender is app:
+            bind_database(db)
+
+    appcontext_pushed.connect(bind, app, weak=False)
+
+    @app.before_request
+    def _connect():
+        bind_database(db)
+        db.connect(reuse_if_open=True)
+
+    @app.teardown_appcontext
+    def _close(_exc):
+        if not db.is_closed() and not db.in_transaction():
+            db.close()
+
+
+def _collect_models(app, host):
+    models = Registry("table")
+    for owner, result in host.call_per_owner("crm_register_models", app=app):
+        for model in result or ():
+            table = model._meta.table_name
+            if owner != CORE and not table.startswith(owner + "_"):
+                raise RegistryError(f"{owner}: table {table!r} of {model.__name__} must start "
+                                    f"with {owner + '_'!r}")
+            models.add(table, model, owner)
+    host.registries["models"] = models
+
+
+def _collect_migrations(app, host):
+    sources = Registry("migrations")
+    for owner, result in host.call_per_owner("crm_register_migrations", app=app):
+        if result is None:
+            continue
+        source = result if isinstance(result, MigrationSource) else MigrationSource(owner, result)
+        if source.label != owner:
+            raise RegistryError(f"{owner}: migrations must be labelled {owner!r}, not {source.label!r}")
+        sources.add(owner, source, owner)
+    host.registries["migrations"] = sources
+
+
+def _catalog_sources(host):
+    sources = [CatalogSource("crm_core", "crm_core")]
+    for plugin in host.plugins:
+        package = plugin.module.__name__.split(".")[0]
+        if package != "crm_core":
+            sources.append(CatalogSource(package, package))
+    return sources
+
+
+def _mount_api(app, host):
+    api = init_api(app)
+    app.extensions["crm_api"] = api
+    names = Registry("API blueprint")
+    for owner, result in host.call_per_owner("crm_register_api_blueprints", app=app):
+        for blueprint in result or ():
+            names.add(blueprint.name, blueprint, owner)
+            if owner == CORE:
+                prefix = API_PREFIX + (blueprint.url_prefix or "")
+            else:
+                manifest = host.plugin(owner).manifest
+                prefix = manifest.api_prefix or f"{API_PREFIX}/plugins/{owner}"
+                prefix += blueprint.url_prefix or ""
+            api.register_blueprint(blueprint, url_prefix=prefix)
+    host.registries["api_blueprints"] = names
+
+
+def _mount_ui(app, host):
+    names = Registry("blueprint")
+    for owner, result in host.call_per_owner("crm_register_blueprints", app=app):
+        for blueprint in result or ():
+            names.add(blueprint.name, blueprint, owner)
+            if owner == CORE:
+                app.register_blueprint(blueprint)
+            else:
+                prefix = host.plugin(owner).manifest.ui_prefix or f"/plugins/{owner}"
+                app.register_blueprint(blueprint, url_prefix=prefix + (blueprint.url_prefix or ""))
+    host.registries["blueprints"] = names
+
+
+def _collect_commands(app, host):
+    commands = Registry("command")
+    for owner, result in host.call_per_owner("crm_register_commands", app=app):
+        for command in result or ():
+            if not isinstance(command, click.Command):
+                raise RegistryError(f"{owner}: {command!r} is not a click command")
+            commands.add(f"{owner} {command.name}" if owner != CORE else command.name, command, owner)
+    host.registries["commands"] = commands
+
+
+def _collect_jinja(app, host):
+    from crm_core.web import slots
+
+    for hook, kind, target in (("crm_register_template_filters", "template filter", app.jinja_env.filters),
+                               ("crm_register_template_globals", "template global", app.jinja_env.globals)):
+        registry = Registry(kind)
+        for owner, result in host.call_per_owner(hook, app=app):
+            for name, value in (result or {}).items():
+                if name in target and name not in registry:
+                    raise RegistryError(f"{owner}: {kind} {name!r} would replace a built-in one")
+                registry.add(name, value, owner)
+                target[name] = value
+        host.registries[kind] = registry
+    app.jinja_env.globals.update(slot=slots.render_slot, menu_items=slots.menu_items)
+    app.jinja_env.filters.setdefault("markup", Markup)
+
+
+def _collect_tasks(app, host):
+    jobs = Jobs(app, make_huey(app.config))
+    tasks = Registry("task")
+    for owner, result in host.call_per_owner("crm_register_tasks", app=app):
+        for spec in result or ():
+            if not isinstance(spec, TaskSpec):
+                raise RegistryError(f"{owner}: {spec!r} is not a crm_core.jobs.TaskSpec")
+            spec.validate(owner)
+            full_name = f"{owner}.{spec.name}"
+            tasks.add(full_name, spec, owner)
+            jobs.register(full_name, spec)
+    host.registries["tasks"] = tasks
+    app.extensions["crm_jobs"] = jobs
+
+
+def host_of(app) -> PluginHost:
+    return app.extensions["crm"]

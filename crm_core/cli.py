@@ -1,0 +1,321 @@
+"""The ``crm`` command (also ``python -m crm_core``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import click
+
+from crm_core.errors import ConfigError, CrmError, MigrationError, PluginError, RegistryError
+from crm_core.version import __version__
+
+EXIT_CONFIG = 2
+
+
+class CliState:
+    """Builds the application once, on first use, from the environment."""
+
+    def __init__(self):
+        self._app = None
+
+    @property
+    def app(self):
+        if self._app is None:
+            from crm_core.app import create_app
+
+            self._app = create_app()
+        return self._app
+
+
+def fail(message, code=1):
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def app_or_exit(state):
+    try:
+        return state.app
+    except ConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    except (PluginError, RegistryError, MigrationError) as exc:
+        fail(str(exc), EXIT_CONFIG)
+
+
+class CrmGroup(click.Group):
+    """Core commands plus ``crm <plugin> <command>`` for each enabled plugin's commands."""
+
+    def list_commands(self, ctx):
+        names = super().list_commands(ctx)
+        try:
+            host = _state(ctx).app.extensions["crm"]
+        except CrmError:
+            return names  # the core commands still work; the error shows when one runs
+        return names + sorted({host.registries["commands"].owner(n) for n in host.registries["commands"]
+                               if host.registries["commands"].owner(n) != "core"})
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is not None:
+            return command
+        try:
+            host = _state(ctx).app.extensions["crm"]
+        except CrmError:
+            return None
+        commands = host.registries["commands"]
+        mine = [n for n in commands if commands.owner(n) == name]
+        if not mine:
+            return None
+        app = _state(ctx).app
+
+        @click.pass_context
+        def enter_app_context(group_ctx):
+            # Kept until the command finishes, so nested groups run inside it too.
+            group_ctx.with_resource(app.app_context())
+
+        group = click.Group(name, callback=enter_app_context,
+                            help=f"Commands of the {name} plugin.")
+        for full_name in mine:
+            group.add_command(commands[full_name])
+        return group
+
+
+def _state(ctx):
+    root = ctx.find_root()
+    if root.obj is None:
+        root.obj = CliState()
+    return root.obj
+
+
+@click.group(cls=CrmGroup)
+@click.version_option(__version__, prog_name="crm")
+@click.pass_context
+def main(ctx):
+    """The sales CRM: set up, run, and look after an instance."""
+    logging.basicConfig(level=os.environ.get("CRM_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _state(ctx)
+
+
+# -- schema ---------------------------------------------------------------------
+
+def migration_sources(app):
+    return [source for _, source in app.extensions["crm"].registries["migrations"].items()]
+
+
+def run_migrations(app, quiet=False):
+    from crm_core.migrator import upgrade
+
+    def report(label, name):
+        if not quiet:
+            click.echo(f"  applied {label} {name}")
+
+    try:
+        applied = upgrade(app.extensions["crm_db"], migration_sources(app), report)
+    except MigrationError as exc:
+        fail(str(exc))
+    if not quiet:
+        if applied:
+            click.echo(f"Schema upgraded: {len(applied)} migration(s) applied.")
+        else:
+            click.echo("Schema is up to date: nothing to do.")
+    return applied
+
+
+@main.command()
+@click.option("--admin-email", help="Create this administrator if no such user exists.")
+@click.option("--admin-name", default=None, help="The administrator's display name.")
+@click.option("--admin-password-stdin", is_flag=True,
+              help="Read the administrator's password from standard input "
+                   "(otherwise one is generated and printed once).")
+@click.pass_context
+def init(ctx, admin_email, admin_name, admin_password_stdin):
+    """Create or upgrade the schema of the core and the enabled plugins (idempotent)."""
+    app = app_or_exit(_state(ctx))
+    with app.app_context():
+        run_migrations(app)
+        if admin_email:
+            password = sys.stdin.readline().rstrip("\r\n") if admin_password_stdin else None
+            ensure_admin(admin_email, admin_name, password)
+
+
+def ensure_admin(email, name=None, password=None):
+    from crm_core.users.services import UserError, create_user, find_by_email
+
+    try:
+        existing = find_by_email(email)
+        if existing is not None:
+            click.echo(f"Administrator {existing.email} already exists: unchanged.")
+            return existing, None
+        generated = password is None
+        password = password if password is not None else secrets.token_urlsafe(12)
+        user = create_user(email, name or email.split("@")[0], password, is_admin=True)
+    except UserError as exc:
+        fail(str(exc))
+    click.echo(f"Administrator {user.email} created.")
+    if generated:
+        click.echo(f"Password (shown once): {password}")
+    return user, password
+
+
+@main.group()
+def migrate():
+    """Show or apply schema migrations."""
+
+
+@migrate.command("status")
+@click.pass_context
+def migrate_status(ctx):
+    """List every migration of the core and enabled plugins, applied or pending."""
+    from crm_core.migrator import status
+
+    app = app_or_exit(_state(ctx))
+    with app.app_context():
+        rows = status(app.extensions["crm_db"], migration_sources(app))
+    pending = 0
+    for row in rows:
+        state = f"applied {row.applied_at:%Y-%m-%d %H:%M}" if row.applied_at else "pending"
+        pending += row.applied_at is None
+        click.echo(f"{row.label:<16} {row.name:<40} {state}")
+    click.echo(f"{pending} pending." if pending else "Everything is applied.")
+
+
+@migrate.command("up")
+@click.pass_context
+def migrate_up(ctx):
+    """Apply pending migrations."""
+    app = app_or_exit(_state(ctx))
+    with app.app_context():
+        run_migrations(app)
+
+
+@migrate.command("make")
+@click.argument("label")
+@click.argument("slug")
+@click.pass_context
+def migrate_make(ctx, label, slug):
+    """Write the next migration of LABEL (core or a plugin) from its models' changes."""
+    from crm_core.migrator import make
+
+    app = app_or_exit(_state(ctx))
+    host = app.extensions["crm"]
+    sources = host.registries["migrations"]
+    if label not in sources:
+        fail(f"no migrations labelled {label!r}; known: {', '.join(sources) or 'none'}")
+    models = [m for t, m in host.registries["models"].items()
+              if host.registries["models"].owner(t) == label]
+    with app.app_context():
+        path = make(app.extensions["crm_db"], sources[label], models, slug)
+    click.echo(f"Wrote {path}; read it before committing." if path
+               else "The database already matches the models: nothing to write.")
+
+
+# -- serving ----------------------------------------------------------------------
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=min(2 * (os.cpu_count() or 1) + 1, 8), show_default=True,
+              type=click.IntRange(1, 64), help="gunicorn worker processes")
+@click.option("--dev", is_flag=True, help="Flask's single-process development server instead.")
+@click.pass_context
+def run(ctx, host, port, workers, dev):
+    """Serve the web UI and the API."""
+    if dev:
+        os.environ.setdefault("CRM_ENV", "dev")
+    app = app_or_exit(_state(ctx))  # fail fast on bad configuration
+    if dev:
+        app.run(host=host, port=port, debug=False, use_reloader=False)
+        return
+    from crm_core.server import serve
+
+    serve(host, port, workers)
+
+
+@main.command()
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--worker-type", default="thread", show_default=True,
+              type=click.Choice(["thread", "process", "greenlet"]))
+@click.option("--no-periodic", is_flag=True, help="Do not run the schedules in this worker.")
+@click.pass_context
+def worker(ctx, workers, worker_type, no_periodic):
+    """Run background jobs and schedules."""
+    app = app_or_exit(_state(ctx))
+    jobs = app.extensions["crm_jobs"]
+    if app.config["CRM_JOBS_IMMEDIATE"]:
+        fail("CRM_JOBS_IMMEDIATE is on: jobs run inside the web process; there is nothing to consume",
+             EXIT_CONFIG)
+    click.echo(f"Worker for {len(jobs.names)} task(s): {', '.join(jobs.names) or 'none'}")
+    jobs.consumer(workers=workers, worker_type=worker_type, periodic=not no_periodic).run()
+
+
+# -- plugins ------------------------------------------------------------------------
+
+@main.command()
+@click.pass_context
+def plugins(ctx):
+    """List discovered plugins, whether each is enabled, and what each registers."""
+    app = app_or_exit(_state(ctx))
+    host = app.extensions["crm"]
+    enabled = {p.name: p for p in host.plugins}
+    if not host.available:
+        click.echo("No plugins are installed.")
+    for name, source in sorted(host.available.items()):
+        plugin = enabled.get(name)
+        origin = (f"{source.distribution} {source.distribution_version}" if source.distribution
+                  else source.origin)
+        if plugin is None:
+            click.echo(f"{name}  disabled  ({origin}; not imported)")
+            continue
+        click.echo(f"{name}  enabled  {plugin.manifest.version}  {plugin.manifest.label}  ({origin})")
+        for kind, registry in _registries_for_listing(host):
+            owned = registry.by_owner(name)
+            if owned:
+                click.echo(f"    {kind}: {', '.join(owned)}")
+
+
+def _registries_for_listing(host):
+    labels = {"models": "tables", "migrations": "migrations", "blueprints": "pages",
+              "api_blueprints": "API", "commands": "commands", "tasks": "tasks",
+              "template filter": "template filters", "template global": "template globals"}
+    return [(labels[key], host.registries[key]) for key in labels if key in host.registries]
+
+
+# -- demo ----------------------------------------------------------------------------
+
+DEMO_ADMIN = "admin@example.com"
+
+
+@main.command()
+@click.option("--scale", default=0, type=click.IntRange(0), help="Make a large data set for benchmarks.")
+@click.pass_context
+def demo(ctx, scale):
+    """Set up a demo company on this instance (creates the database and an administrator)."""
+    os.environ.setdefault("CRM_ENV", "demo")
+    write_instance_config()
+    app = app_or_exit(_state(ctx))
+    with app.app_context():
+        run_migrations(app)
+        user, password = ensure_admin(DEMO_ADMIN, "Demo Administrator")
+    click.echo(f"Demo ready. Start it with `crm run` and sign in as {DEMO_ADMIN}"
+               + (f" with the password {password}." if password else "."))
+
+
+def write_instance_config():
+    """Give a new instance its own secret key so that ``crm run`` can start after ``crm demo``."""
+    from crm_core.config import CONFIG_FILE_NAME, default_instance_path
+
+    folder = Path(os.environ.get("CRM_INSTANCE_PATH") or default_instance_path())
+    path = folder / CONFIG_FILE_NAME
+    if path.exists() or os.environ.get("CRM_CONFIG"):
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "# Written by `crm demo`. Keys are the CRM_* settings (see README).\n"
+        'CRM_ENV = "demo"\n'
+        f'CRM_SECRET_KEY = "{secrets.token_urlsafe(48)}"\n', encoding="utf-8")
+    path.chmod(0o600)
+    click.echo(f"Wrote {path} with a new secret key.")

@@ -1,0 +1,42 @@
+"""Exceptions that cross layers: configuration, plugins, data conflicts."""
+
+
+class CrmError(Exception):
+    """Base class of the framework's own errors."""
+
+
+class ConfigError(CrmError):
+    """A configuration value is missing or wrong.
+
+    ``problems`` is a list of ``(variable, message)``; the string form names
+    every variable and what was expected, so an operator can fix all at once.
+    """
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super().__init__(
+            "Invalid configuration:\n"
+            + "\n".join(f"  {name}: {message}" for name, message in self.problems)
+        )
+
+
+class PluginError(CrmError):
+    """A plugin cannot be loaded: unknown, missing requirement, cycle, bad manifest."""
+
+
+class RegistryError(CrmError):
+    """Two providers registered the same name, or a registration is malformed."""
+
+
+class MigrationError(CrmError):
+    """A migration file is malformed or failed to apply."""
+
+
+class VersionConflict(CrmError):
+    """A conditional write found another version than the one it expected."""
+
+    def __init__(self, model, pk, expected, current=None):
+        self.model, self.pk, self.expected, self.current = model, pk, expected, current
+        super().__init__(
+            f"{model.__name__} {pk}: expected version {expected}, found {current}"
+        )

@@ -1,0 +1,152 @@
+"""Every hook of the core, in one place. The docstrings are the reference.
+
+Conventions (see docs/hooks.md):
+- names start with ``crm_``; arguments are keyword-only in spirit and have stable
+  names (``app``, ``actor``, ``record``, ``slot``, ``context``, ``locale``);
+- ``crm_register_*`` hooks run once while the application is created; what they
+  return is collected into registries, and a name registered twice is an error;
+- ``*_check`` hooks collect every result; ``*_context`` hooks merge dicts;
+- past-tense hooks are notifications; their results are ignored;
+- ``firstresult`` is used only where one provider must win, never for permissions.
+
+Registration hooks are called once per plugin so the host knows who registered
+what: a plugin's tables, routes, commands and tasks are attributed to it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import click
+    import flask
+    import flask_smorest
+    import peewee
+
+    from crm_core.jobs import TaskSpec
+    from crm_core.migrations import MigrationSource
+    from crm_core.web.slots import MenuItem
+
+hookspec = pluggy.HookspecMarker("crm")
+
+
+# -- data ---------------------------------------------------------------------
+
+@hookspec
+def crm_register_models(app: "flask.Flask") -> "list[type[peewee.Model]]":
+    """Return the peewee model classes the plugin owns.
+
+    Called once while the app is created. The models are bound to the app's
+    database; a plugin's tables must start with ``<plugin name>_`` (BaseModel
+    does this for packages named ``crm_<name>``). A table registered twice
+    stops the start with a RegistryError naming both owners.
+    """
+
+
+@hookspec
+def crm_register_migrations(app: "flask.Flask") -> "MigrationSource | str | None":
+    """Return where the plugin's migrations live: a package name such as
+    ``"crm_territory.migrations"`` or a ``MigrationSource``.
+
+    Called once while the app is created. Migrations of a package run in file
+    order (``NNNN_slug.py``), packages in dependency order (core first, then
+    plugins as their ``requires`` sort them), each package with its own
+    history table ``<name>_migrations``. At most one source per plugin.
+    """
+
+
+# -- HTTP ----------------------------------------------------------------------
+
+@hookspec
+def crm_register_blueprints(app: "flask.Flask") -> "list[flask.Blueprint]":
+    """Return Flask blueprints for the web UI.
+
+    Called once while the app is created. A plugin's blueprints are mounted
+    under ``/plugins/<name>/`` (or the manifest's ``ui_prefix``) and their
+    names must be unique; templates belong in ``templates/crm_<name>/``.
+    """
+
+
+@hookspec
+def crm_register_api_blueprints(app: "flask.Flask") -> "list[flask_smorest.Blueprint]":
+    """Return flask-smorest blueprints for the JSON API.
+
+    Called once while the app is created. A plugin's API is mounted under
+    ``/api/v1/plugins/<name>/`` (or the manifest's ``api_prefix``) and appears
+    in the OpenAPI document at ``/api/v1/openapi.json``.
+    """
+
+
+# -- command line and jobs ------------------------------------------------------
+
+@hookspec
+def crm_register_commands(app: "flask.Flask") -> "list[click.Command]":
+    """Return click commands.
+
+    Called once while the app is created. A plugin's commands appear as
+    ``crm <plugin> <command>``; core commands at the top level. They run
+    inside an application context.
+    """
+
+
+@hookspec
+def crm_register_tasks(app: "flask.Flask") -> "list[TaskSpec]":
+    """Return background tasks and schedules as ``TaskSpec`` objects.
+
+    Called once while the app is created. Task names are prefixed with the
+    owner (``territory.realign``); a periodic task carries a huey ``crontab``.
+    Tasks run in ``crm worker`` inside an application context with a database
+    connection; enqueue them with ``app.extensions["crm_jobs"].enqueue(name, ...)``.
+    """
+
+
+# -- templates and pages ---------------------------------------------------------
+
+@hookspec
+def crm_register_template_filters(app: "flask.Flask") -> "dict[str, Any]":
+    """Return Jinja filters as ``{name: function}``.
+
+    Called once while the app is created; a filter name registered twice is an
+    error. Filters are available in every template.
+    """
+
+
+@hookspec
+def crm_register_template_globals(app: "flask.Flask") -> "dict[str, Any]":
+    """Return Jinja globals as ``{name: value}``.
+
+    Called once while the app is created; a name registered twice is an error.
+    """
+
+
+@hookspec
+def crm_menu_items(app: "flask.Flask", actor: Any) -> "list[MenuItem]":
+    """Return navigation entries for the signed-in ``actor`` (None when anonymous).
+
+    Called while a page is rendered. All results are collected and sorted by
+    ``(order, label)``; return only the entries this actor may use.
+    """
+
+
+@hookspec
+def crm_page_slot(app: "flask.Flask", slot: str, actor: Any, context: "dict[str, Any]") -> Any:
+    """Return markup for a named slot of a core page, or None.
+
+    Called while a page is rendered, once per slot the page shows (for example
+    ``head``, ``dashboard``, ``record_panels``, ``record_actions``). Every
+    non-None result is shown, in plugin order. Return ``markupsafe.Markup``
+    (render a template); plain strings are escaped.
+    """
+
+
+# -- life cycle -----------------------------------------------------------------
+
+@hookspec
+def crm_app_created(app: "flask.Flask") -> None:
+    """Notification: the application is fully wired.
+
+    Called once at the end of ``create_app``, after every registry is collected,
+    in plugin order. Results are ignored; an exception stops the start.
+    """

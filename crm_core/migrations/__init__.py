@@ -1,0 +1,1 @@
+"""Core schema migrations (``NNNN_slug.py`` files, each with ``up(migrator, db)``)."""

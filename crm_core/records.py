@@ -1,0 +1,116 @@
+"""The base of every business record: version, who/when columns, soft delete.
+
+``RecordModel`` holds the columns; ``create_record`` and ``update_record`` are
+the write path every service uses, so the version check, the timestamps and
+(later) field history happen in one place.
+"""
+
+from __future__ import annotations
+
+import peewee
+
+from crm_core.db import BaseModel, UTCDateTimeField, check_money_pairs, database, utcnow
+from crm_core.errors import VersionConflict
+
+
+class RecordModel(BaseModel):
+    """Abstract base of mutable business records.
+
+    ``*_by_id`` hold user ids without a foreign key: users are deactivated, never
+    deleted, and plugins' tables need no constraint on a core table.
+    """
+
+    version = peewee.IntegerField(default=1)
+    created_at = UTCDateTimeField(default=utcnow, index=True)
+    created_by_id = peewee.IntegerField(null=True)
+    updated_at = UTCDateTimeField(default=utcnow)
+    updated_by_id = peewee.IntegerField(null=True)
+    deleted_at = UTCDateTimeField(null=True, index=True)
+    deleted_by_id = peewee.IntegerField(null=True)
+
+    @classmethod
+    def alive(cls, *fields):
+        """Records not in the recycle bin."""
+        return cls.select(*fields).where(cls.deleted_at.is_null())
+
+    def save(self, *args, **kwargs):
+        check_money_pairs(self)
+        return super().save(*args, **kwargs)
+
+
+BOOKKEEPING = frozenset(
+    ["id", "version", "created_at", "created_by_id", "updated_at", "updated_by_id",
+     "deleted_at", "deleted_by_id"])
+
+
+def create_record(model, actor_id=None, **values):
+    """Insert a record with its version and who/when columns set."""
+    now = utcnow()
+    instance = model(**values, version=1, created_at=now, updated_at=now,
+                     created_by_id=actor_id, updated_by_id=actor_id)
+    instance.save(force_insert=True)
+    return instance
+
+
+def diff(instance, changes):
+    """``{field: (old, new)}`` for the values that really change (foreign keys by id)."""
+    out = {}
+    for name, new in changes.items():
+        if name in BOOKKEEPING or name not in instance._meta.fields:
+            raise ValueError(f"{type(instance).__name__} has no writable field {name!r}")
+        if isinstance(new, peewee.Model):
+            new = new.get_id()
+        old = instance.__data__.get(name)
+        if old != new:
+            out[name] = (old, new)
+    return out
+
+
+def update_record(instance, changes, actor_id=None, expected_version=None):
+    """Apply ``changes`` if the stored version is still ``expected_version``.
+
+    Returns the ``{field: (old, new)}`` that changed; an empty dict means nothing
+    was written and the version did not move. A stale version raises
+    VersionConflict and writes nothing (a conditional UPDATE, so two writers can
+    never both win).
+    """
+    model = type(instance)
+    expected = instance.version if expected_version is None else int(expected_version)
+    changed = diff(instance, changes)
+    if not changed:
+        if expected != instance.version:
+            raise VersionConflict(model, instance.id, expected, instance.version)
+        return {}
+    now = utcnow()
+    values = {model._meta.fields[name]: new for name, (_, new) in changed.items()}
+    check_money_pairs(model(**{**instance.__data__, **{n: new for n, (_, new) in changed.items()}}))
+    values.update({model.version: model.version + 1, model.updated_at: now,
+                   model.updated_by_id: actor_id})
+    with database.atomic():
+        count = (model.update(values)
+                 .where((model.id == instance.id) & (model.version == expected)
+                        & model.deleted_at.is_null())
+                 .execute())
+        if count != 1:
+            current = model.select(model.version).where(model.id == instance.id).scalar()
+            raise VersionConflict(model, instance.id, expected, current)
+    for name, (_, new) in changed.items():
+        setattr(instance, name, new)
+    instance.version = expected + 1
+    instance.updated_at, instance.updated_by_id = now, actor_id
+    return changed
+
+
+def soft_delete(instance, actor_id=None):
+    """Move a record to the recycle bin (a conditional update on its version)."""
+    model = type(instance)
+    now = utcnow()
+    count = (model.update({model.deleted_at: now, model.deleted_by_id: actor_id,
+                           model.version: model.version + 1})
+             .where((model.id == instance.id) & (model.version == instance.version)
+                    & model.deleted_at.is_null())
+             .execute())
+    if count != 1:
+        raise VersionConflict(model, instance.id, instance.version)
+    instance.deleted_at, instance.deleted_by_id = now, actor_id
+    instance.version += 1

@@ -1,0 +1,1 @@
+"""Users: who signs in, in which language and time zone."""
