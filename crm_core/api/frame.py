@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import flask_smorest
 import marshmallow as ma
+from webargs.flaskparser import FlaskParser
 
 from crm_core.version import __version__
 
@@ -28,8 +29,18 @@ class ErrorSchema(Schema):
     error = ma.fields.Nested(ErrorDetailSchema, required=True)
 
 
+class StrictParser(FlaskParser):
+    """Leave ``unknown`` to the schema (ours RAISE) in every location, the query
+    string included: a filter on a field that is not allow-listed is an error,
+    never silently ignored."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION = {location: None for location in FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION}
+
+
 class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest's Blueprint; the alias keeps plugins on a name the core controls."""
+    """flask-smorest's Blueprint with the strict argument parser."""
+
+    ARGUMENTS_PARSER = StrictParser()
 
 
 class CrmApi(flask_smorest.Api):

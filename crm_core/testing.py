@@ -1,0 +1,246 @@
+"""pytest plugin for the core and for integrators (loaded through the ``pytest11`` entry point).
+
+Fixtures:
+- ``crm_database_url``: the database of this test session; ``CRM_DATABASE_URL``
+  when set (CI runs the suite on PostgreSQL that way), else an SQLite file;
+- ``fresh_database_url()``: a new empty database of the same kind, dropped afterwards;
+- ``crm_plugins``: the plugins to enable (override it; default: all bundled ones);
+- ``register_plugin(module_or_path, name=None)``: enable a plugin module that is not
+  installed (call before ``app``);
+- ``app_factory(**config)``: build a migrated app; ``app``, ``client``, ``db``, ``cli``.
+Every test starts with empty tables (the migration history is kept).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+import pytest
+
+from crm_core.db import vendor
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "crm_plugins(*names): plugins to enable for this test")
+
+
+def _admin_url(url):
+    parsed = urlparse(url)
+    return urlunparse(parsed._replace(path="/postgres"))
+
+
+def create_postgres_database(base_url, prefix="crm_test"):
+    """Create an empty database beside ``base_url``'s; return its URL."""
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_admin_url(base_url), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return urlunparse(urlparse(base_url)._replace(path="/" + name))
+
+
+def drop_postgres_database(url):
+    import psycopg
+
+    name = urlparse(url).path.lstrip("/")
+    with psycopg.connect(_admin_url(url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def is_postgres(url):
+    return urlparse(url).scheme in ("postgres", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def crm_database_url(tmp_path_factory):
+    url = os.environ.get("CRM_DATABASE_URL")
+    if url and is_postgres(url):
+        # A database of our own on that server, so tests never touch real data.
+        own = create_postgres_database(url)
+        yield own
+        drop_postgres_database(own)
+        return
+    yield url or "sqlite:///" + str(tmp_path_factory.mktemp("db") / "crm.sqlite3")
+
+
+@pytest.fixture
+def fresh_database_url(crm_database_url, tmp_path):
+    made = []
+
+    def make():
+        if is_postgres(crm_database_url):
+            url = create_postgres_database(crm_database_url, "crm_fresh")
+        else:
+            url = "sqlite:///" + str(tmp_path / f"fresh-{len(made)}.sqlite3")
+        made.append(url)
+        return url
+
+    yield make
+    for url in made:
+        if is_postgres(url):
+            drop_postgres_database(url)
+
+
+@pytest.fixture
+def crm_plugins(request):
+    """Plugins to enable: the ``crm_plugins`` marker, else all bundled plugins (None)."""
+    marker = request.node.get_closest_marker("crm_plugins")
+    return list(marker.args) if marker else None
+
+
+@pytest.fixture
+def _extra_plugins():
+    return {}
+
+
+@pytest.fixture
+def register_plugin(_extra_plugins):
+    """Enable a plugin module that is not installed: ``register_plugin(module)``."""
+
+    def register(module, name=None):
+        if isinstance(module, str):
+            import importlib
+
+            module = importlib.import_module(module)
+        name = name or module.manifest.name
+        _extra_plugins[name] = module
+        return name
+
+    return register
+
+
+def base_config(database_url, instance_path):
+    return {
+        "CRM_ENV": "test",
+        "CRM_SECRET_KEY": secrets.token_urlsafe(32),
+        "CRM_INSTANCE_PATH": str(instance_path),
+        "CRM_DATABASE_URL": database_url,
+        "CRM_JOBS_IMMEDIATE": True,
+        "CRM_DATABASE_POOL_SIZE": 4,
+    }
+
+
+def migrate(app):
+    from crm_core.migrator import upgrade
+
+    sources = [source for _, source in app.extensions["crm"].registries["migrations"].items()]
+    return upgrade(app.extensions["crm_db"], sources)
+
+
+def empty_tables(db):
+    """Delete every row except the migration history, keeping the schema."""
+    tables = [t for t in db.get_tables() if not t.endswith("_migrations")]
+    if not tables:
+        return
+    with db.atomic():
+        if vendor(db) == "postgresql":
+            db.execute_sql("TRUNCATE " + ", ".join(f'"{t}"' for t in tables)
+                           + " RESTART IDENTITY CASCADE")
+        else:
+            db.execute_sql("PRAGMA defer_foreign_keys = ON")
+            for table in tables:
+                db.execute_sql(f'DELETE FROM "{table}"')
+            if "sqlite_sequence" in {r[0] for r in db.execute_sql(
+                    "SELECT name FROM sqlite_master WHERE type='table'")}:
+                db.execute_sql("DELETE FROM sqlite_sequence")
+
+
+@pytest.fixture
+def app_factory(crm_database_url, crm_plugins, _extra_plugins, tmp_path):
+    """``app_factory(**config)`` builds an application on a migrated database."""
+    from crm_core.app import create_app
+
+    built = []
+
+    def make(migrate_schema=True, **config):
+        settings = base_config(crm_database_url, tmp_path / "instance")
+        if crm_plugins is not None or _extra_plugins:
+            settings["CRM_PLUGINS"] = list(crm_plugins or []) + [
+                n for n in _extra_plugins if n not in (crm_plugins or [])]
+        settings["CRM_EXTRA_PLUGINS"] = dict(_extra_plugins)
+        settings.update(config)
+        app = create_app(settings)
+        built.append(app)
+        if migrate_schema:
+            with app.app_context():
+                migrate(app)
+        return app
+
+    yield make
+    emptied = False
+    for app in built:
+        db = app.extensions["crm_db"]
+        try:
+            if not emptied and app.config["CRM_DATABASE_URL"] == crm_database_url:
+                empty_tables(db)
+                emptied = True
+        finally:
+            db.close_all()
+
+
+@pytest.fixture
+def app(app_factory):
+    application = app_factory()
+    with application.app_context():
+        yield application
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def db(app):
+    database = app.extensions["crm_db"]
+    database.connect(reuse_if_open=True)
+    yield database
+
+
+@pytest.fixture
+def cli(app):
+    """Run ``crm`` commands in-process against ``app``: ``cli("migrate", "status")``."""
+    from click.testing import CliRunner
+
+    from crm_core import cli as cli_module
+
+    def run(*args, input=None):
+        state = cli_module.CliState()
+        state._app = app
+        return CliRunner().invoke(cli_module.main, list(args), obj=state, input=input,
+                                  catch_exceptions=False)
+
+    return run
+
+
+def write_plugin_distribution(folder, dist_name, plugins, version="1.0"):
+    """Make ``folder`` look like an installed distribution with ``crm.plugins`` entry points.
+
+    ``plugins`` maps plugin names to module paths. Put ``folder`` on ``sys.path``
+    (or PYTHONPATH for another process) and the plugins are discovered exactly
+    like a pip-installed third-party plugin.
+    """
+    info = Path(folder) / f"{dist_name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(textwrap.dedent(f"""\
+        Metadata-Version: 2.1
+        Name: {dist_name}
+        Version: {version}
+        """), encoding="utf-8")
+    lines = ["[crm.plugins]"] + [f"{name} = {module}" for name, module in plugins.items()]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return Path(folder)
+
+
+def subprocess_env(**extra):
+    """The environment for a ``crm`` child process: this interpreter's, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
+    env.update({k: str(v) for k, v in extra.items()})
+    env.setdefault("PYTHONPATH", os.pathsep.join(p for p in sys.path if p))
+    return env
