@@ -116,11 +116,11 @@ def _collect_migrations(app, host):
 
 
 def _catalog_sources(host):
-    sources = [CatalogSource("crm_core", "crm_core")]
+    sources = [CatalogSource.for_module(core_hooks)]
     for plugin in host.plugins:
-        package = plugin.module.__name__.split(".")[0]
-        if package != "crm_core":
-            sources.append(CatalogSource(package, package))
+        source = CatalogSource.for_module(plugin.module)
+        if source is not None and source not in sources:
+            sources.append(source)
     return sources
 
 

@@ -32,7 +32,7 @@ SQLITE_PRAGMAS = {
 
 
 class SqliteCrmDatabase(PooledSqliteDatabase):
-    field_types = {"TIMESTAMPTZ": "TEXT", "MONEY": "BIGINT"}
+    field_types = {**PooledSqliteDatabase.field_types, "TIMESTAMPTZ": "TEXT", "MONEY": "BIGINT"}
 
     @property
     def vendor(self):
@@ -40,8 +40,8 @@ class SqliteCrmDatabase(PooledSqliteDatabase):
 
 
 class PostgresCrmDatabase(PooledPostgresqlDatabase):
-    field_types = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE", "MONEY": "BIGINT",
-                   "JSON": "JSONB"}
+    field_types = {**PooledPostgresqlDatabase.field_types,
+                   "TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE", "MONEY": "BIGINT"}
 
     @property
     def vendor(self):

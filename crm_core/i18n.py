@@ -63,12 +63,23 @@ def select_locale(app):
 
 @dataclass(frozen=True)
 class CatalogSource:
+    """A package's gettext domain and the folder that holds its ``locale/``."""
+
     domain: str
-    package: str
+    root: Path
+
+    @classmethod
+    def for_module(cls, module):
+        """The catalogue of the package a (plugin) module belongs to, or None."""
+        package = module.__name__.split(".")[0]
+        try:
+            root = Path(str(importlib.resources.files(package)))
+        except (ModuleNotFoundError, TypeError, ValueError):
+            return None  # a module built in memory (tests) has no files
+        return cls(package, root)
 
     def po_path(self, locale):
-        root = Path(str(importlib.resources.files(self.package)))
-        return root / "locale" / locale / "LC_MESSAGES" / f"{self.domain}.po"
+        return self.root / "locale" / locale / "LC_MESSAGES" / f"{self.domain}.po"
 
 
 @functools.lru_cache(maxsize=256)

@@ -64,9 +64,10 @@ def discover(extra=None):
             bundled=_normalize(dist_name) == DISTRIBUTION)
         previous = found.get(ep.name)
         if previous and previous.origin != source.origin:
-            raise PluginError(
-                f"plugin name {ep.name!r} is provided twice: by {previous.distribution} "
-                f"({previous.origin}) and by {dist_name} ({source.origin}); uninstall one")
+            both = sorted([f"{previous.distribution} ({previous.origin})",
+                           f"{dist_name} ({source.origin})"])
+            raise PluginError(f"plugin name {ep.name!r} is provided twice: by {both[0]} and by "
+                              f"{both[1]}; uninstall one")
         found[ep.name] = source
     for name, target in (extra or {}).items():
         if isinstance(target, str):
@@ -293,12 +294,13 @@ def build_host(settings, core_modules, trace_writer=None):
                            available[name]) for name in order]
 
     pm = new_plugin_manager(trace_writer)
-    for part, module in core_modules:
-        pm.register(module, name=f"{CORE}.{part}")
-    for plugin in loaded:
-        pm.register(plugin.module, name=plugin.name)
     try:
+        for part, module in core_modules:
+            pm.register(module, name=f"{CORE}.{part}")
+        for plugin in loaded:
+            pm.register(plugin.module, name=plugin.name)
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"{exc.plugin_name if hasattr(exc, 'plugin_name') else 'a plugin'}: {exc}")
+        # pluggy names the plugin and the hook; an unknown hook is usually a typo.
+        raise PluginError(f"a plugin does not match the hook specifications: {exc}") from exc
     return PluginHost(pm=pm, available=available, plugins=loaded)
