@@ -1,0 +1,134 @@
+"""The `crm` command as an operator meets it: exit codes, messages, a real server."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from crm_core.testing import subprocess_env
+from crm_core.version import __version__
+
+
+def crm(*args, env, timeout=120, input=None, cwd=None):
+    return subprocess.run([sys.executable, "-m", "crm_core", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout, input=input, cwd=cwd)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def env(tmp_path, crm_database_url):
+    return subprocess_env(CRM_ENV="test", CRM_INSTANCE_PATH=tmp_path / "instance",
+                          CRM_DATABASE_URL=crm_database_url, CRM_PLUGINS="")
+
+
+def test_version_through_python_dash_m(env):
+    result = crm("--version", env=env)
+    assert result.returncode == 0 and result.stdout.strip() == f"crm, version {__version__}"
+
+
+def test_bad_configuration_exits_2_and_names_the_variable(env):
+    result = crm("migrate", "status", env={**env, "CRM_TIMEZONE": "Mars/Base"})
+    assert result.returncode == 2
+    assert "CRM_TIMEZONE: expected an IANA time zone" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_production_without_secret_refuses_to_start(env):
+    production = {k: v for k, v in env.items() if k != "CRM_ENV"}
+    result = crm("run", env=production)
+    assert result.returncode == 2
+    assert "CRM_SECRET_KEY: is not set" in result.stderr
+
+
+def test_unknown_plugin_exits_2_and_lists_the_available_ones(env):
+    result = crm("plugins", env={**env, "CRM_PLUGINS": "territory"})
+    assert result.returncode == 2
+    assert "unknown plugin 'territory' in CRM_PLUGINS. Available plugins: broken, notes, tags" in result.stderr
+
+
+def test_help_works_even_when_the_configuration_is_broken(env):
+    result = crm("--help", env={**env, "CRM_PLUGINS": "territory"})
+    assert result.returncode == 0
+    for command in ("init", "migrate", "run", "worker", "plugins", "demo"):
+        assert command in result.stdout
+
+
+def test_plugin_commands_are_grouped_under_the_plugin(env):
+    notes_env = {**env, "CRM_PLUGINS": "notes"}
+    assert crm("init", env=notes_env).returncode == 0
+    listed = crm("--help", env=notes_env)
+    assert "notes" in listed.stdout
+    result = crm("notes", "count", env=notes_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0 notes"
+
+
+def test_init_rejects_a_short_admin_password(env, fresh_database_url):
+    fresh = {**env, "CRM_DATABASE_URL": fresh_database_url()}
+    result = crm("init", "--admin-email", "a@example.com", "--admin-password-stdin", env=fresh,
+                 input="short\n")
+    assert result.returncode == 1
+    assert "Error: the password needs at least 10 characters" in result.stderr
+
+
+def test_init_rejects_a_malformed_email(env, fresh_database_url):
+    fresh = {**env, "CRM_DATABASE_URL": fresh_database_url()}
+    result = crm("init", "--admin-email", "not-an-email", env=fresh)
+    assert result.returncode == 1
+    assert "'not-an-email' is not an email address" in result.stderr
+
+
+def test_demo_sets_up_an_instance_that_run_can_start(tmp_path):
+    """The README's first command, in a clean folder: demo, then a real multi-worker server."""
+    home = tmp_path / "site"
+    home.mkdir()
+    env = subprocess_env()  # no CRM_* at all, as on a fresh machine
+    env.pop("CRM_ENV", None)
+    first = crm("demo", env=env, cwd=home)
+    assert first.returncode == 0, first.stderr
+    assert "Administrator admin@example.com created." in first.stdout
+    assert "Demo ready." in first.stdout and "with the password" in first.stdout
+    config = home / "instance" / "crm.toml"
+    assert config.exists() and oct(config.stat().st_mode & 0o777) == "0o600"
+    again = crm("demo", env=env, cwd=home)
+    assert again.returncode == 0 and "already exists: unchanged" in again.stdout
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "crm_core", "run", "--port", str(port),
+                               "--workers", "2"], env=env, cwd=home, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        body, pids = None, set()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as reply:
+                    body = json.loads(reply.read())
+                    break
+            except OSError:
+                time.sleep(0.3)
+        assert body == {"status": "ok", "database": "ok", "version": __version__}
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as reply:
+            assert reply.status == 200
+            assert "Content-Security-Policy" in reply.headers
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            output, _ = server.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            output, _ = server.communicate()
+    assert "Booting worker with pid" in output
+    pids = {line.rsplit(" ", 1)[-1] for line in output.splitlines() if "Booting worker with pid" in line}
+    assert len(pids) == 2  # gunicorn, two worker processes: not Flask's debug server
