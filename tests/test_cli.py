@@ -136,3 +136,40 @@ def test_demo_sets_up_an_instance_that_run_can_start(tmp_path):
     assert "Booting worker with pid" in output
     pids = {line.rsplit(" ", 1)[-1] for line in output.splitlines() if "Booting worker with pid" in line}
     assert len(pids) == 2  # gunicorn, two worker processes: not Flask's debug server
+
+
+def _installed_plugins(folder, plugins):
+    """Write plugin packages and a dist-info that installs them (as pip would)."""
+    from crm_core.testing import write_plugin_distribution
+
+    for name, manifest_args in plugins.items():
+        package = folder / f"crm_{name}"
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text(
+            "from crm_core import PluginManifest, Setting\n"
+            f"manifest = PluginManifest(name={name!r}, label={name!r}, {manifest_args})\n",
+            encoding="utf-8")
+    write_plugin_distribution(folder, "crm-odd-plugins", {n: f"crm_{n}" for n in plugins})
+    return folder
+
+
+@pytest.mark.parametrize("enabled, message", [
+    ("tags", "plugin 'tags' requires 'notes', which is installed but not enabled; add it to CRM_PLUGINS"),
+    ("ping,pong", "plugins require each other in a cycle: ping -> pong -> ping"),
+    ("ancient", "plugin 'ancient' 0.0.1 supports core versions <0.1; this is core"),
+    ("keyed", "plugin 'keyed' needs the setting 'token': set it in CRM_PLUGIN_CONFIG"),
+    ("broken", "plugin 'broken' (entry point crm_broken) failed to import: RuntimeError"),
+])
+def test_plugin_errors_exit_2_with_the_reason(env, tmp_path, enabled, message):
+    site = _installed_plugins(tmp_path / "site", {
+        "ping": 'version="1.0", requires=("pong",)',
+        "pong": 'version="1.0", requires=("ping",)',
+        "ancient": 'version="0.0.1", core="<0.1"',
+        "keyed": 'version="1.0", settings=(Setting("token", required=True),)',
+    })
+    child_env = {**env, "CRM_PLUGINS": enabled,
+                 "PYTHONPATH": f"{site}{os.pathsep}{env['PYTHONPATH']}"}
+    result = crm("plugins", env=child_env)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
