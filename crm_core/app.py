@@ -47,8 +47,9 @@ def create_app(config=None):
     _collect_migrations(app, host)
     init_i18n(app, _catalog_sources(host))
     register_error_handlers(app)
-    _mount_api(app, host)
-    _mount_ui(app, host)
+    every_blueprint = Registry("blueprint")
+    _mount_api(app, host, every_blueprint)
+    _mount_ui(app, host, every_blueprint)
     _collect_commands(app, host)
     _collect_jinja(app, host)
     _collect_tasks(app, host)
@@ -96,15 +97,24 @@ def _collect_models(app, host):
     for owner, result in host.call_per_owner("crm_register_models", app=app):
         for model in result or ():
             table = model._meta.table_name
-            if owner != CORE and not table.startswith(owner + "_"):
-                raise RegistryError(f"{owner}: table {table!r} of {model.__name__} must start "
-                                    f"with {owner + '_'!r}")
+            if owner != CORE and table_owner(table, host.names) != owner:
+                raise RegistryError(
+                    f"{owner}: table {table!r} of {model.__name__} must start with {owner + '_'!r}"
+                    + (f" and not look like a table of {table_owner(table, host.names)!r}"
+                       if table_owner(table, host.names) else ""))
             models.add(table, model, owner)
     host.registries["models"] = models
 
 
+def table_owner(table, plugin_names):
+    """The plugin a table name belongs to: the longest plugin name it starts with + '_'."""
+    matches = [name for name in plugin_names if table.startswith(name + "_")]
+    return max(matches, key=len) if matches else None
+
+
 def _collect_migrations(app, host):
     sources = Registry("migrations")
+    packages = Registry("migrations package")
     for owner, result in host.call_per_owner("crm_register_migrations", app=app):
         if result is None:
             continue
@@ -112,6 +122,7 @@ def _collect_migrations(app, host):
         if source.label != owner:
             raise RegistryError(f"{owner}: migrations must be labelled {owner!r}, not {source.label!r}")
         sources.add(owner, source, owner)
+        packages.add(source.package, source, owner)
     host.registries["migrations"] = sources
 
 
@@ -124,27 +135,27 @@ def _catalog_sources(host):
     return sources
 
 
-def _mount_api(app, host):
+def _mount_api(app, host, every_blueprint):
     api = init_api(app)
     app.extensions["crm_api"] = api
     names = Registry("API blueprint")
     for owner, result in host.call_per_owner("crm_register_api_blueprints", app=app):
         for blueprint in result or ():
+            every_blueprint.add(blueprint.name, blueprint, owner)  # one Flask namespace
             names.add(blueprint.name, blueprint, owner)
             if owner == CORE:
-                prefix = API_PREFIX + (blueprint.url_prefix or "")
+                prefix = API_PREFIX
             else:
-                manifest = host.plugin(owner).manifest
-                prefix = manifest.api_prefix or f"{API_PREFIX}/plugins/{owner}"
-                prefix += blueprint.url_prefix or ""
-            api.register_blueprint(blueprint, url_prefix=prefix)
+                prefix = host.plugin(owner).manifest.api_prefix or f"{API_PREFIX}/plugins/{owner}"
+            api.register_blueprint(blueprint, url_prefix=prefix + (blueprint.url_prefix or ""))
     host.registries["api_blueprints"] = names
 
 
-def _mount_ui(app, host):
+def _mount_ui(app, host, every_blueprint):
     names = Registry("blueprint")
     for owner, result in host.call_per_owner("crm_register_blueprints", app=app):
         for blueprint in result or ():
+            every_blueprint.add(blueprint.name, blueprint, owner)
             names.add(blueprint.name, blueprint, owner)
             if owner == CORE:
                 app.register_blueprint(blueprint)
@@ -167,6 +178,9 @@ def _collect_commands(app, host):
 def _collect_jinja(app, host):
     from crm_core.web import slots
 
+    # The core's own names first, so the "would replace a built-in" check covers them.
+    app.jinja_env.globals.update(slot=slots.render_slot, menu_items=slots.menu_items)
+    app.jinja_env.filters.setdefault("markup", Markup)
     for hook, kind, target in (("crm_register_template_filters", "template filter", app.jinja_env.filters),
                                ("crm_register_template_globals", "template global", app.jinja_env.globals)):
         registry = Registry(kind)
@@ -177,8 +191,6 @@ def _collect_jinja(app, host):
                 registry.add(name, value, owner)
                 target[name] = value
         host.registries[kind] = registry
-    app.jinja_env.globals.update(slot=slots.render_slot, menu_items=slots.menu_items)
-    app.jinja_env.filters.setdefault("markup", Markup)
 
 
 def _collect_tasks(app, host):

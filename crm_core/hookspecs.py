@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import peewee
 
     from crm_core.jobs import TaskSpec
-    from crm_core.migrations import MigrationSource
+    from crm_core.migrator import MigrationSource
     from crm_core.web.slots import MenuItem
 
 hookspec = pluggy.HookspecMarker("crm")

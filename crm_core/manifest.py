@@ -12,7 +12,11 @@ from packaging.version import InvalidVersion, Version
 from crm_core.errors import PluginError
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
-RESERVED_NAMES = {"core", "crm", "api", "static", "plugins", "admin", "auth"}
+# Names used by the core: URL segments, and `crm` commands (a plugin's commands are
+# `crm <plugin> ...`, so a plugin named like a core command could never be reached).
+RESERVED_NAMES = {"core", "crm", "api", "static", "plugins", "admin", "auth",
+                  "init", "migrate", "run", "worker", "demo", "i18n", "user", "import", "export",
+                  "backup", "restore"}
 
 
 @dataclass(frozen=True)

@@ -203,6 +203,7 @@ class PluginHost:
     available: dict[str, PluginSource]
     plugins: list[LoadedPlugin]
     registries: dict[str, Registry] = field(default_factory=dict)
+    _callers: dict[str, list] = field(default_factory=dict, repr=False)
 
     @property
     def hook(self):
@@ -225,21 +226,30 @@ class PluginHost:
         """Every owner of hook implementations in registration order: core first."""
         return [CORE] + self.names
 
-    def call_per_owner(self, hook_name, **kwargs):
-        """Call a hook once per owner, in registration order, yielding (owner, result).
+    def _owner_callers(self, hook_name):
+        """[(owner, caller limited to that owner's implementations)] in registration order.
 
-        Goes through pluggy (so tracing applies) with a caller limited to that
-        owner's implementations, so each result is attributed to its plugin.
+        Built once per hook: plugins are fixed after start.
         """
-        by_owner: dict[str, list] = {}
-        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-            by_owner.setdefault(owner_of(impl.plugin_name), []).append(impl.plugin)
-        every = [impl.plugin for impl in getattr(self.pm.hook, hook_name).get_hookimpls()]
-        for owner in self.owners():
-            mine = by_owner.get(owner)
-            if not mine:
-                continue
-            caller = self.pm.subset_hook_caller(hook_name, [p for p in every if p not in mine])
+        cached = self._callers.get(hook_name)
+        if cached is None:
+            impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+            every = [impl.plugin for impl in impls]
+            cached = []
+            for owner in self.owners():
+                mine = [impl.plugin for impl in impls if owner_of(impl.plugin_name) == owner]
+                if mine:
+                    others = [p for p in every if p not in mine]
+                    cached.append((owner, self.pm.subset_hook_caller(hook_name, others)))
+            self._callers[hook_name] = cached
+        return cached
+
+    def call_per_owner(self, hook_name, **kwargs):
+        """Call a hook owner by owner, yielding (owner, result) so every result is attributed.
+
+        An exception is re-raised as a PluginError naming the owner.
+        """
+        for owner, caller in self._owner_callers(hook_name):
             try:
                 results = caller(**kwargs)
             except (PluginError, RegistryError):
@@ -247,12 +257,15 @@ class PluginHost:
             except Exception as exc:
                 raise PluginError(f"{owner}: hook {hook_name} failed: "
                                   f"{type(exc).__name__}: {exc}") from exc
-            for result in reversed(results):  # pluggy calls last-registered first
+            for result in reversed(results):
                 yield owner, result
 
     def call_in_order(self, hook_name, **kwargs):
-        """Call a hook normally and return the non-None results in registration order."""
-        return list(reversed(getattr(self.pm.hook, hook_name)(**kwargs)))
+        """Call a hook owner by owner (a plugin after what it requires); non-None results in order."""
+        ordered = []
+        for _owner, caller in self._owner_callers(hook_name):
+            ordered.extend(reversed(caller(**kwargs)))
+        return ordered
 
 
 def owner_of(registered_name):

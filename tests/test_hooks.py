@@ -1,0 +1,560 @@
+"""One test per core hook (``test_hook_<name>``), each proving the hook's effect
+through a real application built by the fixtures, plus the registry rules:
+a name registered twice is rejected with a RegistryError naming both owners.
+
+``notes`` (tests/fixture_plugins/crm_notes) implements every hook; ``tags``
+requires ``notes`` and has its own migrations. Extra one-off plugins are
+built here as modules and enabled with the ``register_plugin`` fixture.
+"""
+
+import logging
+import re
+import types
+
+import click
+import flask
+import peewee
+import pytest
+from huey.api import PeriodicTask
+from markupsafe import Markup
+
+from crm_core import PluginManifest, hookimpl
+from crm_core.api import Blueprint as ApiBlueprint
+from crm_core.db import BaseModel
+from crm_core.errors import PluginError, RegistryError
+from crm_core.jobs import TaskSpec
+from crm_core.migrator import MigrationSource
+from crm_core.web.slots import MenuItem
+
+
+def plugin_module(name, *hooks, requires=("notes",)):
+    """A plugin that is not installed: a module with a manifest and @hookimpl functions.
+
+    Each hook function is named after the hook it implements. By default the
+    plugin requires ``notes``, so it is registered after it (a stable order
+    for the "registered twice: by notes and by <name>" messages). Names must not
+    be those of installed plugins (territory, pricing, ...): discovery refuses a
+    name that is both installed and given in CRM_EXTRA_PLUGINS.
+    """
+    module = types.ModuleType(f"crm_{name}")
+    module.manifest = PluginManifest(name=name, label=name.title(), version="1.0",
+                                     requires=tuple(requires))
+    for function in hooks:
+        setattr(module, function.__name__, hookimpl(function))
+    return module
+
+
+def registered_twice(kind, name, first, second):
+    return re.escape(f"{kind} {name!r} is registered twice: by {first} and by {second}")
+
+
+# -- crm_register_models ---------------------------------------------------------------
+
+@pytest.mark.crm_plugins("notes", "tags")
+def test_hook_crm_register_models(app, db):
+    from crm_notes.models import Note
+    from crm_tags.models import Tag
+
+    models = app.extensions["crm"].registries["models"]
+    assert models["notes_note"] is Note
+    assert models.owner("notes_note") == "notes"
+    assert models.owner("tags_tag") == "tags"
+    assert models.owner("user") == "core"
+    assert models.by_owner("notes") == ["notes_note"]
+
+    note = Note.create(title="Visit the Da Nang distributor")
+    Tag.create(label="territory:central", note_id=note.id)
+    again = Note.get_by_id(note.id)
+    assert again.title == "Visit the Da Nang distributor"
+    assert [t.label for t in Tag.select().where(Tag.note_id == note.id)] == ["territory:central"]
+
+
+@pytest.mark.crm_plugins("notes")
+def test_a_plugin_table_must_start_with_the_plugin_name(app_factory, register_plugin):
+    class Stray(BaseModel):
+        code = peewee.CharField()
+
+        class Meta:
+            table_name = "price_list"
+
+    def crm_register_models(app):
+        return [Stray]
+
+    register_plugin(plugin_module("rates", crm_register_models))
+    with pytest.raises(RegistryError, match=re.escape(
+            "rates: table 'price_list' of Stray must start with 'rates_'")):
+        app_factory()
+
+
+@pytest.mark.crm_plugins("notes")
+def test_a_table_that_looks_like_another_plugins_is_refused(app_factory, register_plugin):
+    # "sales_tax_rate" starts with both "sales_" and "sales_tax_": it belongs to the
+    # plugin with the longest matching name, so "sales" may not claim it.
+    class SalesTaxRate(BaseModel):
+        class Meta:
+            table_name = "sales_tax_rate"
+
+    class TaxRate(BaseModel):
+        class Meta:
+            table_name = "sales_tax_rate"
+
+    def crm_register_models(app):
+        return [SalesTaxRate]
+
+    first = plugin_module("sales", crm_register_models)
+
+    def crm_register_models(app):  # noqa: F811 - the second plugin's implementation
+        return [TaxRate]
+
+    second = plugin_module("sales_tax", crm_register_models, requires=("sales",))
+    register_plugin(first)
+    register_plugin(second)
+    with pytest.raises(RegistryError, match="sales: table 'sales_tax_rate' of SalesTaxRate must "
+                                            "start with 'sales_' and not look like a table of "
+                                            "'sales_tax'"):
+        app_factory()
+
+
+# -- crm_register_migrations -------------------------------------------------------------
+
+@pytest.mark.crm_plugins("notes", "tags")
+def test_hook_crm_register_migrations(app, db):
+    sources = app.extensions["crm"].registries["migrations"]
+    assert list(sources) == ["core", "notes", "tags"]  # core first, then requires order
+    assert sources["notes"] == MigrationSource("notes", "crm_notes.migrations")
+
+    tables = set(db.get_tables())
+    assert {"notes_note", "tags_tag", "notes_migrations", "tags_migrations"} <= tables
+    for history in ("notes_migrations", "tags_migrations"):
+        names = [row[0] for row in db.execute_sql(f'SELECT name FROM "{history}"')]
+        assert names == ["0001_initial"], history
+
+
+@pytest.mark.crm_plugins("notes")
+def test_migrations_labelled_with_another_owner_are_rejected(app_factory, register_plugin):
+    def crm_register_migrations(app):
+        return MigrationSource("notes", "crm_notes.migrations")
+
+    register_plugin(plugin_module("rates", crm_register_migrations))
+    with pytest.raises(RegistryError, match=re.escape(
+            "rates: migrations must be labelled 'rates', not 'notes'")):
+        app_factory()
+
+
+# -- crm_register_blueprints ------------------------------------------------------------
+
+@pytest.mark.crm_plugins("notes")
+def test_hook_crm_register_blueprints(app, client):
+    from crm_notes.models import Note
+
+    Note.create(title="Quote for Hanoi")
+    response = client.get("/plugins/notes/")
+    assert response.status_code == 200
+    assert "<li>Quote for Hanoi</li>" in response.get_data(as_text=True)
+    assert app.extensions["crm"].registries["blueprints"].owner("notes_ui") == "notes"
+    with app.test_request_context():
+        assert flask.url_for("notes_ui.index") == "/plugins/notes/"
+
+
+@pytest.mark.crm_plugins("notes")
+def test_a_blueprint_name_registered_twice_names_both_owners(app_factory, register_plugin):
+    def crm_register_blueprints(app):
+        return [flask.Blueprint("notes_ui", __name__)]
+
+    register_plugin(plugin_module("rates", crm_register_blueprints))
+    with pytest.raises(RegistryError, match=registered_twice("blueprint", "notes_ui",
+                                                             "notes", "rates")):
+        app_factory()
+
+
+# -- crm_register_api_blueprints -----------------------------------------------------------
+
+@pytest.mark.crm_plugins("notes")
+def test_hook_crm_register_api_blueprints(app, client):
+    created = client.post("/api/v1/plugins/notes/notes", json={"title": "Call the Warsaw reseller"})
+    assert created.status_code == 201, created.get_data(as_text=True)
+    listing = client.get("/api/v1/plugins/notes/notes")
+    assert listing.status_code == 200
+    assert [item["title"] for item in listing.get_json()["items"]] == ["Call the Warsaw reseller"]
+
+    spec = client.get("/api/v1/openapi.json").get_json()
+    assert "/api/v1/plugins/notes/notes" in spec["paths"]
+    assert "/api/v1/plugins/notes/notes/{note_id}" in spec["paths"]
+    assert app.extensions["crm"].registries["api_blueprints"].owner("notes_api") == "notes"
+
+
+@pytest.mark.crm_plugins("notes")
+def test_an_api_blueprint_name_registered_twice_names_both_owners(app_factory, register_plugin):
+    def crm_register_api_blueprints(app):
+        return [ApiBlueprint("notes_api", __name__, url_prefix="/price-lists")]
+
+    register_plugin(plugin_module("rates", crm_register_api_blueprints))
+    with pytest.raises(RegistryError, match=registered_twice("blueprint", "notes_api",
+                                                             "notes", "rates")):
+        app_factory()
+
+
+@pytest.mark.crm_plugins("notes")
+def test_ui_and_api_blueprints_share_one_namespace(app_factory, register_plugin):
+    def crm_register_blueprints(app):
+        return [flask.Blueprint("notes_api", __name__)]
+
+    register_plugin(plugin_module("rates", crm_register_blueprints))
+    with pytest.raises(RegistryError, match=r"'notes_api' is registered twice: by notes and by rates"):
+        app_factory()
+
+
+# -- crm_register_commands ---------------------------------------------------------------
+
+@pytest.mark.crm_plugins("notes")
+def test_hook_crm_register_commands(app, cli):
+    from crm_notes.models import Note
+
+    result = cli("notes", "count")
+    assert result.exit_code == 0
+    assert result.output.strip() == "0 notes"
+    Note.create(title="Renewal for Kraków")
+    assert cli("notes", "count").output.strip() == "1 notes"
+    commands = app.extensions["crm"].registries["commands"]
+    assert commands.owner("notes count") == "notes"
+
+
+@pytest.mark.crm_plugins("notes")
+def test_commands_are_grouped_by_plugin(app_factory, register_plugin):
+    def crm_register_commands(app):
+        @click.command("count")
+        def count():
+            click.echo("42 price lists")
+
+        return [count]
+
+    register_plugin(plugin_module("rates", crm_register_commands))
+    app = app_factory()
+    commands = app.extensions["crm"].registries["commands"]
+    assert commands.owner("notes count") == "notes"
+    assert commands.owner("rates count") == "rates"
+
+    from click.testing import CliRunner
+
+    from crm_core import cli as cli_module
+
+    state = cli_module.CliState()
+    state._app = app
+    result = CliRunner().invoke(cli_module.main, ["rates", "count"], obj=state)
+    assert result.output.strip() == "42 price lists"
+
+
+@pytest.mark.crm_plugins("notes")
+def test_a_command_registered_twice_is_rejected(app_factory, register_plugin):
+    def crm_register_commands(app):
+        @click.command("recalculate")
+        def first():
+            pass
+
+        @click.command("recalculate")
+        def second():
+            pass
+
+        return [first, second]
+
+    register_plugin(plugin_module("rates", crm_register_commands))
+    with pytest.raises(RegistryError, match=registered_twice("command", "rates recalculate",
+                                                             "rates", "rates")):
+        app_factory()
+
+
+@pytest.mark.crm_plugins("notes")
+def test_a_plugin_cannot_be_named_like_a_core_command(app_factory, register_plugin):
+    def crm_register_commands(app):
+        @click.command("count")
+        def count():
+            click.echo("queued jobs: 0")
+
+        return [count]
+
+    register_plugin(plugin_module("worker", crm_register_commands))
+    with pytest.raises((PluginError, RegistryError), match="worker"):
+        app_factory()
+
+
+# -- crm_register_tasks ---------------------------------------------------------------------
+
+@pytest.mark.crm_plugins("notes")
+def test_hook_crm_register_tasks(app, client):
+    from crm_notes.models import Note
+
+    jobs = app.extensions["crm_jobs"]
+    assert {"notes.add", "notes.nightly_cleanup"} <= set(jobs.names)
+    tasks = app.extensions["crm"].registries["tasks"]
+    assert tasks.owner("notes.add") == "notes"
+    assert tasks["notes.nightly_cleanup"].schedule is not None
+    assert issubclass(jobs._tasks["notes.nightly_cleanup"].task_class, PeriodicTask)
+    assert not issubclass(jobs._tasks["notes.add"].task_class, PeriodicTask)
+
+    # CRM_JOBS_IMMEDIATE (on in tests): the job runs as it is queued.
+    note_id = jobs.enqueue("notes.add", "Follow up Ho Chi Minh City lead").get()
+    assert Note.get_by_id(note_id).title == "Follow up Ho Chi Minh City lead"
+
+    response = client.post("/plugins/notes/enqueue", data={"title": "Queued from a page"})
+    assert response.status_code == 202
+    assert Note.select().where(Note.title == "Queued from a page").count() == 1
+
+    with pytest.raises(KeyError, match="no task 'notes.missing'"):
+        jobs.enqueue("notes.missing")
+
+
+@pytest.mark.crm_plugins("notes")
+def test_tasks_are_named_after_their_owner(app_factory, register_plugin):
+    def crm_register_tasks(app):
+        return [TaskSpec("add", lambda: "rates add")]
+
+    register_plugin(plugin_module("rates", crm_register_tasks))
+    app = app_factory()
+    tasks = app.extensions["crm"].registries["tasks"]
+    assert (tasks.owner("notes.add"), tasks.owner("rates.add")) == ("notes", "rates")
+    with app.app_context():
+        assert app.extensions["crm_jobs"].enqueue("rates.add").get() == "rates add"
+
+
+@pytest.mark.crm_plugins("notes")
+def test_a_task_registered_twice_is_rejected(app_factory, register_plugin):
+    def crm_register_tasks(app):
+        return [TaskSpec("refresh_rates", print), TaskSpec("refresh_rates", print)]
+
+    register_plugin(plugin_module("rates", crm_register_tasks))
+    with pytest.raises(RegistryError, match=registered_twice("task", "rates.refresh_rates",
+                                                             "rates", "rates")):
+        app_factory()
+
+
+@pytest.mark.crm_plugins("notes")
+def test_a_task_name_must_be_letters_digits_and_underscores(app_factory, register_plugin):
+    def crm_register_tasks(app):
+        return [TaskSpec("refresh.rates", print)]
+
+    register_plugin(plugin_module("rates", crm_register_tasks))
+    with pytest.raises(RegistryError, match=re.escape("rates: task name 'refresh.rates'")):
+        app_factory()
+
+
+# -- crm_register_template_filters ------------------------------------------------------------
+
+@pytest.mark.crm_plugins("notes")
+def test_hook_crm_register_template_filters(app, client):
+    page = client.get("/plugins/notes/").get_data(as_text=True)
+    assert "<h1>NOTES!</h1>" in page
+    assert app.jinja_env.from_string("{{ 'deal won'|shout }}").render() == "DEAL WON!"
+    assert app.extensions["crm"].registries["template filter"].owner("shout") == "notes"
+
+
+@pytest.mark.crm_plugins("notes")
+def test_a_template_filter_registered_twice_names_both_owners(app_factory, register_plugin):
+    def crm_register_template_filters(app):
+        return {"shout": str.upper}
+
+    register_plugin(plugin_module("rates", crm_register_template_filters))
+    with pytest.raises(RegistryError, match=registered_twice("template filter", "shout",
+                                                             "notes", "rates")):
+        app_factory()
+
+
+@pytest.mark.crm_plugins("notes")
+def test_a_template_filter_cannot_replace_a_built_in_one(app_factory, register_plugin):
+    def crm_register_template_filters(app):
+        return {"upper": str.lower}
+
+    register_plugin(plugin_module("rates", crm_register_template_filters))
+    with pytest.raises(RegistryError, match=re.escape(
+            "rates: template filter 'upper' would replace a built-in one")):
+        app_factory()
+
+
+# -- crm_register_template_globals ------------------------------------------------------------
+
+@pytest.mark.crm_plugins("notes")
+def test_hook_crm_register_template_globals(app_factory):
+    app = app_factory(CRM_PLUGIN_CONFIG={"notes": {"greeting": "xin chào"}})
+    assert app.extensions["crm"].registries["template global"].owner("notes_greeting") == "notes"
+    with app.app_context():
+        page = app.test_client().get("/plugins/notes/").get_data(as_text=True)
+    assert '<p class="greeting">xin chào</p>' in page
+
+
+@pytest.mark.crm_plugins("notes")
+def test_a_template_global_registered_twice_names_both_owners(app_factory, register_plugin):
+    def crm_register_template_globals(app):
+        return {"notes_greeting": "dzień dobry"}
+
+    register_plugin(plugin_module("rates", crm_register_template_globals))
+    with pytest.raises(RegistryError, match=registered_twice("template global", "notes_greeting",
+                                                             "notes", "rates")):
+        app_factory()
+
+
+@pytest.mark.crm_plugins("notes")
+def test_a_template_global_cannot_replace_a_built_in_one(app_factory, register_plugin):
+    def crm_register_template_globals(app):
+        return {"url_for": lambda *a, **k: "#"}
+
+    register_plugin(plugin_module("rates", crm_register_template_globals))
+    with pytest.raises(RegistryError, match=re.escape(
+            "rates: template global 'url_for' would replace a built-in one")):
+        app_factory()
+
+
+@pytest.mark.crm_plugins("notes")
+def test_a_template_global_cannot_replace_the_core_slot_function(app_factory, register_plugin):
+    def crm_register_template_globals(app):
+        return {"slot": lambda name, **context: "rates"}
+
+    register_plugin(plugin_module("rates", crm_register_template_globals))
+    with pytest.raises(RegistryError, match="'slot' would replace a built-in one"):
+        app_factory()
+
+
+# -- crm_menu_items -----------------------------------------------------------------------------
+
+@pytest.mark.crm_plugins("notes")
+def test_hook_crm_menu_items(app_factory, register_plugin):
+    seen_actors = []
+
+    def crm_menu_items(app, actor):
+        seen_actors.append(actor)
+        return [MenuItem("core.home", "Territories", order=10),
+                MenuItem("core.home", "Zones", order=50)]
+
+    register_plugin(plugin_module("regions", crm_menu_items))
+    app = app_factory()
+    with app.app_context():
+        page = app.test_client().get("/").get_data(as_text=True)
+    nav = page.split("<nav", 1)[1].split("</nav>", 1)[0]
+    assert '<a href="/plugins/notes/">Notes</a>' in nav
+    # sorted by (order, label): Territories (10), Notes (50), Zones (50)
+    labels = re.findall(r'<a href="[^"]*">([^<]*)</a>', nav)
+    assert labels == ["Territories", "Notes", "Zones"]
+    assert seen_actors and set(seen_actors) == {None}  # anonymous
+
+
+@pytest.mark.crm_plugins("notes")
+def test_menu_items_appear_on_plugin_pages_too(client):
+    page = client.get("/plugins/notes/").get_data(as_text=True)
+    nav = page.split("<nav", 1)[1].split("</nav>", 1)[0]
+    assert '<a href="/plugins/notes/">Notes</a>' in nav
+
+
+# -- crm_page_slot -------------------------------------------------------------------------------
+
+@pytest.mark.crm_plugins("notes")
+def test_hook_crm_page_slot(app_factory, register_plugin):
+    calls = []
+
+    def crm_page_slot(app, slot, actor, context):
+        calls.append(slot)
+        if slot == "dashboard":
+            return Markup('<section class="quota">Quota 80%</section>')
+        return None
+
+    register_plugin(plugin_module("regions", crm_page_slot))
+    app = app_factory()
+    with app.app_context():
+        page = app.test_client().get("/").get_data(as_text=True)
+    notes_widget = '<section class="notes-widget">Notes widget</section>'
+    assert notes_widget in page  # Markup: unescaped
+    # every non-None result, in plugin order (notes before regions)
+    assert page.index(notes_widget) < page.index('<section class="quota">Quota 80%</section>')
+    footer = page.split('<footer class="site-footer">', 1)[1].split("</footer>", 1)[0]
+    assert footer == "&lt;notes &amp; footer&gt;"  # a plain string: escaped
+    assert "<notes & footer>" not in page
+    assert {"head", "dashboard", "footer"} <= set(calls)
+
+
+# -- crm_app_created ---------------------------------------------------------------------------
+
+@pytest.mark.crm_plugins("notes")
+def test_hook_crm_app_created(app):
+    assert app.extensions["notes_ready"] is True
+
+
+@pytest.mark.crm_plugins("notes")
+def test_app_created_runs_in_plugin_order(app_factory, register_plugin):
+    seen = {}
+
+    def crm_app_created(app):
+        seen["notes_ready_before_me"] = app.extensions.get("notes_ready")
+
+    register_plugin(plugin_module("regions", crm_app_created))
+    app_factory()
+    # regions requires notes, so notes has been notified first
+    assert seen["notes_ready_before_me"] is True
+
+
+@pytest.mark.crm_plugins("notes")
+def test_app_created_runs_after_every_registry_is_collected(app_factory, register_plugin):
+    seen = {}
+
+    def crm_app_created(app):
+        seen["registries"] = set(app.extensions["crm"].registries)
+        seen["jobs"] = "crm_jobs" in app.extensions
+        seen["routes"] = {rule.rule for rule in app.url_map.iter_rules()}
+
+    register_plugin(plugin_module("regions", crm_app_created))
+    app_factory()
+    assert {"models", "migrations", "blueprints", "api_blueprints", "commands", "tasks",
+            "template filter", "template global"} <= seen["registries"]
+    assert seen["jobs"]
+    assert {"/plugins/notes/", "/api/v1/plugins/notes/notes"} <= seen["routes"]
+
+
+@pytest.mark.crm_plugins("notes")
+def test_an_exception_in_app_created_stops_the_start(app_factory, register_plugin):
+    def crm_app_created(app):
+        raise RuntimeError("region rules are inconsistent")
+
+    register_plugin(plugin_module("regions", crm_app_created))
+    with pytest.raises(RuntimeError, match="region rules are inconsistent"):
+        app_factory()
+
+
+# -- conventions the reference promises --------------------------------------------------------
+
+@pytest.mark.crm_plugins("notes")
+def test_a_failing_registration_hook_names_its_plugin(app_factory, register_plugin):
+    def crm_register_models(app):
+        raise LookupError("no such price list")
+
+    register_plugin(plugin_module("rates", crm_register_models))
+    with pytest.raises(PluginError, match=re.escape(
+            "rates: hook crm_register_models failed: LookupError: no such price list")):
+        app_factory()
+
+
+@pytest.mark.crm_plugins("notes")
+def test_a_misspelt_hook_stops_the_start(app_factory, register_plugin):
+    def crm_register_modles(app):
+        return []
+
+    register_plugin(plugin_module("rates", crm_register_modles))
+    with pytest.raises(PluginError, match="crm_register_modles"):
+        app_factory()
+
+
+@pytest.mark.crm_plugins("notes")
+def test_trace_hooks_logs_every_call(app_factory, caplog):
+    with caplog.at_level(logging.INFO, logger="crm.hooks"):
+        app_factory(CRM_TRACE_HOOKS=True, migrate_schema=False)
+    traced = "\n".join(r.getMessage() for r in caplog.records if r.name == "crm.hooks")
+    assert "crm_register_models" in traced
+    assert "crm_app_created" in traced
+
+
+@pytest.mark.crm_plugins("notes")
+def test_a_migrations_package_registered_by_two_plugins_is_refused(app_factory, register_plugin):
+    from crm_core.migrator import MigrationSource
+
+    def crm_register_migrations(app):
+        return MigrationSource("rates", "crm_notes.migrations")
+
+    register_plugin(plugin_module("rates", crm_register_migrations))
+    with pytest.raises(RegistryError, match=registered_twice("migrations package",
+                                                             "crm_notes.migrations", "notes", "rates")):
+        app_factory()
