@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from crm_core.errors import ConfigError, CrmError, MigrationError, PluginError, RegistryError
+from crm_core.i18n_cli import i18n
 from crm_core.version import __version__
 
 EXIT_CONFIG = 2
@@ -98,6 +99,9 @@ def main(ctx):
     logging.basicConfig(level=os.environ.get("CRM_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _state(ctx)
+
+
+main.add_command(i18n)
 
 
 # -- schema ---------------------------------------------------------------------

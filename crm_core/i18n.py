@@ -45,6 +45,9 @@ def normalize_locale(tag):
         return None
     language = parts[0]
     if language == "zh":
+        # An explicit script wins over the region: zh-Hans-HK is Simplified.
+        if "hans" in parts[1:]:
+            return "zh"
         return "zh_TW" if _TRADITIONAL & set(parts[1:]) else "zh"
     return language if language in LOCALES else None
 
@@ -130,7 +133,9 @@ class CatalogDomain(Domain):
 def locale_code(locale):
     """babel Locale -> one of LOCALES (zh_Hant_TW -> zh_TW)."""
     if locale.language == "zh":
-        return "zh_TW" if locale.script == "Hant" or locale.territory in ("TW", "HK", "MO") else "zh"
+        if locale.script:
+            return "zh_TW" if locale.script == "Hant" else "zh"
+        return "zh_TW" if locale.territory in ("TW", "HK", "MO") else "zh"
     return locale.language
 
 

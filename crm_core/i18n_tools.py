@@ -27,7 +27,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from babel import Locale
 from babel.messages import frontend
 from babel.messages.catalog import Catalog
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
@@ -307,6 +306,10 @@ def _check_message(where, message, expected_plurals):
     source = _source_placeholders(message)
     for name, text in texts:
         found = placeholders(text)
+        if found == source:
+            continue
+        if name == "msgstr[0]" and expected_plurals > 1 and found == placeholders(message.id[0]):
+            continue  # the singular form may spell the number out, as the English one does
         if found != source:
             problems.append(f"{where}: placeholders differ in {name} of {label}: "
                             f"source has {_describe(source)}, translation has {_describe(found)}")
@@ -323,8 +326,8 @@ def check(project_root):
     Reported: a missing .po for a language; a wrong number of plural forms in a
     header; messages of the sources missing from a catalogue, untranslated or
     fuzzy; translations whose placeholders differ from the source's; plural
-    entries missing a form; the same source text translated differently by two
-    packages in one language.
+    entries missing a form; obsolete (``#~``) entries left in a file; the same
+    source text translated differently by two packages in one language.
     """
     root = Path(project_root)
     mapping = load_mapping(root)
@@ -356,6 +359,10 @@ def check(project_root):
             if catalog.num_plurals != expected:
                 problems.append(f"{where}: Plural-Forms says nplurals={catalog.num_plurals}, "
                                 f"{language} has {expected}")
+            if catalog.obsolete:
+                problems.append(f"{where}: {len(catalog.obsolete)} obsolete (#~) entr"
+                                f"{'y' if len(catalog.obsolete) == 1 else 'ies'}: "
+                                f"run `crm i18n update` to drop them")
             for message in wanted:
                 if catalog.get(message.id, message.context) is None:
                     problems.append(f"{where}: untranslated (not in the catalogue; run "
@@ -363,8 +370,9 @@ def check(project_root):
             for message in catalog:
                 if not message.id:
                     continue
-                problems.extend(_check_message(where, message, expected))
-                if message.string and not message.fuzzy:
+                own = _check_message(where, message, expected)
+                problems.extend(own)
+                if not own:  # compare only sound translations: each problem is reported once
                     context, text = _key(message)
                     seen[(language, context, text)][_translation(message)].append(where)
     for (language, context, text), translations in seen.items():
