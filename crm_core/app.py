@@ -6,12 +6,12 @@ import logging
 import secrets
 
 import click
-from flask import Flask, appcontext_pushed
+from flask import Flask, appcontext_pushed, g
 from markupsafe import Markup
 
 from crm_core import core_hooks
 from crm_core.api.errors import register_error_handlers
-from crm_core.api.frame import API_PREFIX, init_api
+from crm_core.api.frame import API_PREFIX, document_errors, init_api
 from crm_core.config import load_settings
 from crm_core.db import bind_database, open_database
 from crm_core.errors import RegistryError
@@ -19,6 +19,7 @@ from crm_core.i18n import CatalogSource, init_i18n
 from crm_core.jobs import Jobs, TaskSpec, make_huey
 from crm_core.migrator import MigrationSource
 from crm_core.plugins import CORE, PluginHost, Registry, build_host
+from crm_core.web.auth import init_auth
 from crm_core.web.security import add_security_headers
 
 log = logging.getLogger("crm")
@@ -47,6 +48,7 @@ def create_app(config=None):
     _collect_migrations(app, host)
     init_i18n(app, _catalog_sources(host))
     register_error_handlers(app)
+    init_auth(app)
     every_blueprint = Registry("blueprint")
     _mount_api(app, host, every_blueprint)
     _mount_ui(app, host, every_blueprint)
@@ -66,14 +68,19 @@ def _configure_flask(app):
         log.warning("CRM_SECRET_KEY is not set: using a random key for this process")
         secret = secrets.token_urlsafe(48)
     app.config["SECRET_KEY"] = secret
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("MAX_CONTENT_LENGTH", 16 * 1024 * 1024)
+    # Flask's defaults exist as keys already (SameSite None, no size limit): set ours
+    # unless create_app(config) chose a value.
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    if app.config.get("SESSION_COOKIE_SAMESITE") is None:
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    if app.config.get("MAX_CONTENT_LENGTH") is None:
+        app.config["MAX_CONTENT_LENGTH"] = 16 * 1024 * 1024
     app.json.sort_keys = False
 
 
 def _manage_connections(app, db):
-    """One pooled connection per request (or app context), returned at teardown."""
+    """A pooled connection per request (or app context), taken at the first query and
+    returned at teardown."""
 
     def bind(sender, **_):
         if sender is app:
@@ -83,8 +90,11 @@ def _manage_connections(app, db):
 
     @app.before_request
     def _connect():
-        bind_database(db)
-        db.connect(reuse_if_open=True)
+        # Per-request caches live on `g`, which belongs to the app context; a request
+        # inside an already pushed context (tests, jobs) must not see the last one's.
+        for key in ("_login_user", "_flask_babel", "csrf_token"):
+            g.pop(key, None)
+        bind_database(db)  # the pool connects on the first query, not before
 
     @app.teardown_appcontext
     def _close(_exc):
@@ -149,6 +159,7 @@ def _mount_api(app, host, every_blueprint):
                 prefix = host.plugin(owner).manifest.api_prefix or f"{API_PREFIX}/plugins/{owner}"
             api.register_blueprint(blueprint, url_prefix=prefix + (blueprint.url_prefix or ""))
     host.registries["api_blueprints"] = names
+    document_errors(api)
 
 
 def _mount_ui(app, host, every_blueprint):

@@ -217,6 +217,94 @@ def migrate_make(ctx, label, slug):
                else "The database already matches the models: nothing to write.")
 
 
+# -- users ----------------------------------------------------------------------------
+
+@main.group()
+def user():
+    """Create, disable or enable users, and set passwords."""
+
+
+def _read_password(from_stdin):
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@user.command("create")
+@click.argument("email")
+@click.option("--name", default=None)
+@click.option("--admin", is_flag=True, help="Make the user an administrator.")
+@click.option("--locale", default=None, help="en, vi, pl, zh, zh_TW or ru")
+@click.option("--timezone", default=None, help="e.g. Europe/Warsaw")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.pass_context
+def user_create(ctx, email, name, admin, locale, timezone, password_stdin):
+    """Create a user who can sign in."""
+    from crm_core.users.services import UserError, create_user
+
+    app = app_or_exit(_state(ctx))
+    with app.app_context():
+        try:
+            created = create_user(email, name, _read_password(password_stdin), is_admin=admin,
+                                  locale=locale, timezone=timezone)
+        except UserError as exc:
+            fail(str(exc))
+    click.echo(f"User {created.email} created" + (" (administrator)." if admin else "."))
+
+
+def _find_user_or_fail(email):
+    from crm_core.users.services import find_by_email
+
+    found = find_by_email(email)
+    if found is None:
+        fail(f"no user {email}")
+    return found
+
+
+@user.command("disable")
+@click.argument("email")
+@click.pass_context
+def user_disable(ctx, email):
+    """Disable a user: their sessions and API tokens end at once."""
+    from crm_core.users.services import set_active
+
+    app = app_or_exit(_state(ctx))
+    with app.app_context():
+        set_active(_find_user_or_fail(email), False)
+    click.echo(f"{email} is disabled; their sessions and tokens have ended.")
+
+
+@user.command("enable")
+@click.argument("email")
+@click.pass_context
+def user_enable(ctx, email):
+    """Let a disabled user sign in again."""
+    from crm_core.users.services import set_active
+
+    app = app_or_exit(_state(ctx))
+    with app.app_context():
+        set_active(_find_user_or_fail(email), True)
+    click.echo(f"{email} is enabled.")
+
+
+@user.command("set-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.pass_context
+def user_set_password(ctx, email, password_stdin):
+    """Set a user's password; their sessions end."""
+    from crm_core.users.services import UserError, reset_password
+
+    app = app_or_exit(_state(ctx))
+    with app.app_context():
+        target = _find_user_or_fail(email)
+        try:
+            reset_password(target, _read_password(password_stdin))
+        except UserError as exc:
+            fail(str(exc))
+    click.echo(f"The password of {email} is set; their sessions have ended.")
+
+
 # -- serving ----------------------------------------------------------------------
 
 @main.command()

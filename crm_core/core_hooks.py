@@ -8,9 +8,9 @@ from crm_core.migrator import MigrationSource
 
 @hookimpl
 def crm_register_models(app):
-    from crm_core.users.models import User
+    from crm_core.users.models import ApiToken, LoginThrottle, User, UserSession
 
-    return [User]
+    return [User, UserSession, ApiToken, LoginThrottle]
 
 
 @hookimpl
@@ -20,13 +20,45 @@ def crm_register_migrations(app):
 
 @hookimpl
 def crm_register_blueprints(app):
-    from crm_core.web.views import blueprint
+    from crm_core.users.views import blueprint as users
+    from crm_core.web.views import blueprint as core
 
-    return [blueprint]
+    return [core, users]
 
 
 @hookimpl
 def crm_register_api_blueprints(app):
-    from crm_core.api.meta import blueprint
+    from crm_core.api.meta import blueprint as meta
+    from crm_core.users.api import auth_blueprint, users_blueprint
 
-    return [blueprint]
+    return [meta, auth_blueprint, users_blueprint]
+
+
+@hookimpl
+def crm_register_template_filters(app):
+    from crm_core.formatting import FILTERS
+
+    return FILTERS
+
+
+@hookimpl
+def crm_menu_items(app, actor):
+    from flask_babel import lazy_gettext as _l
+
+    from crm_core.web.slots import MenuItem
+
+    items = [MenuItem("core.home", _l("Dashboard"), order=0)]
+    if getattr(actor, "is_admin", False):
+        items.append(MenuItem("users.list", _l("Users"), order=900))
+    return items
+
+
+@hookimpl
+def crm_register_tasks(app):
+    from huey import crontab
+
+    from crm_core.jobs import TaskSpec
+    from crm_core.users.maintenance import purge_sign_in_records
+
+    return [TaskSpec("purge_sign_in_records", purge_sign_in_records,
+                     schedule=crontab(minute="17", hour="3"))]

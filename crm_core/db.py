@@ -16,7 +16,10 @@ import peewee
 from playhouse import db_url
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
+from flask_babel import lazy_gettext as _l
+
 from crm_core import money
+from crm_core.errors import FieldValueError
 
 # Models are declared at import time and bound to this proxy; create_app points
 # it at the application's database (see bind_database).
@@ -142,7 +145,7 @@ class CurrencyField(peewee.CharField):
     def db_value(self, value):
         if value is None:
             return None
-        return money.check_currency(value)
+        return money.check_currency(value, self.name)
 
 
 class MoneyField(peewee.Field):
@@ -179,10 +182,9 @@ class MoneyField(peewee.Field):
 
 
 def check_money_pairs(instance):
-    """Raise ValueError when an amount is set without a currency."""
+    """Raise FieldValueError when an amount is set without its currency."""
     for field in instance._meta.sorted_fields:
         if isinstance(field, MoneyField) and field.currency_field:
             if getattr(instance, field.name) is not None and not getattr(
                     instance, field.currency_field, None):
-                raise ValueError(f"{type(instance).__name__}.{field.name}: an amount needs "
-                                 f"its currency ({field.currency_field})")
+                raise FieldValueError(field.currency_field, _l("An amount needs its currency."))

@@ -40,3 +40,14 @@ class VersionConflict(CrmError):
         super().__init__(
             f"{model.__name__} {pk}: expected version {expected}, found {current}"
         )
+
+
+class FieldValueError(ValueError):
+    """A value a record cannot take; ``field`` names it, ``message`` may be a lazy translation.
+
+    The API answers it as a 422 with the message under the field's name.
+    """
+
+    def __init__(self, field, message):
+        self.field, self.message = field, message
+        super().__init__(f"{field}: {message}")

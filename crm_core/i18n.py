@@ -19,8 +19,9 @@ from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
-from flask import request
+from flask import has_request_context, request
 from flask_babel import Babel, Domain, get_locale
+from flask_login import current_user
 
 from crm_core.config import LOCALES
 
@@ -52,9 +53,20 @@ def normalize_locale(tag):
     return language if language in LOCALES else None
 
 
+LANG_COOKIE = "crm_lang"
+
+
 def select_locale(app):
-    """``?lang=``, then the browser's Accept-Language, then CRM_DEFAULT_LOCALE."""
+    """``?lang=``, the user's profile, the language cookie, Accept-Language, the site default."""
+    if not has_request_context():
+        return app.config["CRM_DEFAULT_LOCALE"]
     chosen = normalize_locale(request.args.get("lang"))
+    if chosen:
+        return chosen
+    user = current_user
+    if getattr(user, "is_authenticated", False) and user.locale in LOCALES:
+        return user.locale
+    chosen = normalize_locale(request.cookies.get(LANG_COOKIE))
     if chosen:
         return chosen
     for tag, _quality in request.accept_languages:
@@ -62,6 +74,31 @@ def select_locale(app):
         if chosen:
             return chosen
     return app.config["CRM_DEFAULT_LOCALE"]
+
+
+def select_timezone(app):
+    """The user's time zone, else the company's (CRM_TIMEZONE)."""
+    if has_request_context():
+        user = current_user
+        if getattr(user, "is_authenticated", False) and user.timezone:
+            return user.timezone
+    return app.config["CRM_TIMEZONE"]
+
+
+def remember_language(response):
+    """``?lang=xx`` is kept: in the profile of a signed-in user, else in a cookie."""
+    chosen = normalize_locale(request.args.get("lang"))
+    if not chosen:
+        return response
+    user = current_user
+    if getattr(user, "is_authenticated", False) and getattr(user, "via", None) == "session":
+        if user.locale != chosen:
+            from crm_core.users.services import update_profile
+
+            update_profile(user.user, {"locale": chosen}, actor_id=user.id)
+    response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 24 * 3600, samesite="Lax",
+                        httponly=True, secure=request.is_secure)
+    return response
 
 
 @dataclass(frozen=True)
@@ -159,8 +196,11 @@ def init_i18n(app, sources):
     babel = Babel()
     babel.init_app(app, default_locale=app.config["CRM_DEFAULT_LOCALE"],
                    default_timezone=app.config["CRM_TIMEZONE"],
-                   locale_selector=lambda: babel_locale(select_locale(app)))
+                   locale_selector=lambda: babel_locale(select_locale(app)),
+                   timezone_selector=lambda: select_timezone(app))
     # Replace the directory-based default domain with the merged catalogues.
     babel.__dict__["domain_instance"] = CatalogDomain(catalogs)
-    app.jinja_env.globals.update(html_lang=html_lang, current_locale=current_locale)
+    app.jinja_env.globals.update(html_lang=html_lang, current_locale=current_locale,
+                                 language_names=LANGUAGE_NAMES)
+    app.after_request(remember_language)
     return catalogs

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from babel.numbers import get_currency_precision, list_currencies
+from flask_babel import lazy_gettext as _l
+
+from crm_core.errors import FieldValueError
 
 SCALE = 4  # digits kept after the decimal point in storage
 _FACTOR = Decimal(10) ** SCALE
@@ -13,23 +16,23 @@ _LIMIT = 2**63 - 1
 _CURRENCIES = frozenset(list_currencies())
 
 
-def check_currency(code):
-    """Return the upper-case code, or raise ValueError for anything not in ISO 4217."""
+def check_currency(code, name="currency"):
+    """Return the upper-case code, or raise FieldValueError for anything not in ISO 4217."""
     if not isinstance(code, str) or code.upper() not in _CURRENCIES:
-        raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+        raise FieldValueError(name, _l("Use a three-letter ISO 4217 currency code."))
     return code.upper()
 
 
 def to_decimal(value, name="amount"):
     if isinstance(value, float):
-        # A float has already lost the exact value the user typed.
-        raise ValueError(f"{name}: pass a Decimal or a string, not a float")
+        # A float has already lost the exact value the user typed: a programming error.
+        raise TypeError(f"{name}: pass a Decimal or a string, not a float")
     try:
         number = value if isinstance(value, Decimal) else Decimal(str(value))
     except InvalidOperation:
-        raise ValueError(f"{name}: {value!r} is not a number")
+        raise FieldValueError(name, _l("Enter a number such as 1234.50.")) from None
     if not number.is_finite():
-        raise ValueError(f"{name}: {value!r} is not a finite number")
+        raise FieldValueError(name, _l("Enter a number such as 1234.50."))
     return number
 
 
@@ -38,10 +41,10 @@ def to_units(value, name="amount"):
     number = to_decimal(value, name)
     scaled = number * _FACTOR
     if scaled != scaled.to_integral_value():
-        raise ValueError(f"{name}: {value} has more than {SCALE} decimal places")
+        raise FieldValueError(name, _l("Use at most %(places)s decimal places.", places=SCALE))
     units = int(scaled)
     if abs(units) > _LIMIT:
-        raise ValueError(f"{name}: {value} is too large")
+        raise FieldValueError(name, _l("This amount is too large."))
     return units
 
 
@@ -72,7 +75,7 @@ class Money:
         if not isinstance(other, Money):
             return NotImplemented
         if other.currency != self.currency:
-            raise ValueError(f"cannot add {other.currency} to {self.currency}")
+            raise ValueError(f"cannot add {other.currency} to {self.currency}")  # a programming error
         return Money(self.amount + other.amount, self.currency)
 
     def __str__(self):

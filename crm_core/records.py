@@ -49,7 +49,9 @@ def create_record(model, actor_id=None, **values):
     instance = model(**values, version=1, created_at=now, updated_at=now,
                      created_by_id=actor_id, updated_by_id=actor_id)
     instance.save(force_insert=True)
-    return instance
+    # Read back what was stored (upper-cased currency, scaled amount...): callers
+    # answer with the record as every later read will show it.
+    return model.get_by_id(instance.get_id())
 
 
 def diff(instance, changes):
@@ -60,6 +62,11 @@ def diff(instance, changes):
             raise ValueError(f"{type(instance).__name__} has no writable field {name!r}")
         if isinstance(new, peewee.Model):
             new = new.get_id()
+        field = instance._meta.fields[name]
+        if new is not None:
+            # Compare as stored: "eur" is EUR, "5" is 5.0000; invalid values fail here,
+            # before anything is written.
+            new = field.python_value(field.db_value(new))
         old = instance.__data__.get(name)
         if old != new:
             out[name] = (old, new)
@@ -94,10 +101,8 @@ def update_record(instance, changes, actor_id=None, expected_version=None):
         if count != 1:
             current = model.select(model.version).where(model.id == instance.id).scalar()
             raise VersionConflict(model, instance.id, expected, current)
-    for name, (_, new) in changed.items():
-        setattr(instance, name, new)
-    instance.version = expected + 1
-    instance.updated_at, instance.updated_by_id = now, actor_id
+    instance.__data__.update(model.get_by_id(instance.get_id()).__data__)
+    instance._dirty.clear()
     return changed
 
 

@@ -191,9 +191,63 @@ def app(app_factory):
         yield application
 
 
+DEFAULT_PASSWORD = "correct horse battery staple 42"
+
+
+def make_user(email=None, name=None, password=DEFAULT_PASSWORD, is_admin=False, locale=None,
+              timezone=None):
+    """A user in the current app's database (call inside an app context)."""
+    from crm_core.users.services import create_user
+
+    email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
+    return create_user(email, name or email.split("@")[0], password, is_admin=is_admin,
+                       locale=locale, timezone=timezone)
+
+
+def api_client(app, user=None):
+    """A test client that sends an API token of ``user`` (a new administrator when None)."""
+    from crm_core.users.services import issue_token
+
+    with app.app_context():
+        user = user or make_user(is_admin=True, name="Test Administrator")
+        token, _ = issue_token(user, "tests")
+    test_client = app.test_client()
+    test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    test_client.user = user
+    return test_client
+
+
+def browser_login(test_client, email, password=DEFAULT_PASSWORD, **headers):
+    """Sign in through the login form (with its CSRF token), as a browser does."""
+    page = test_client.get("/login")
+    token = csrf_token_from(page.get_data(as_text=True))
+    return test_client.post("/login", data={"email": email, "password": password,
+                                            "csrf_token": token}, headers=headers)
+
+
+def csrf_token_from(html):
+    import re
+
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
 @pytest.fixture
 def client(app):
+    """An API client signed in as an administrator (token auth: no CSRF needed)."""
+    return api_client(app)
+
+
+@pytest.fixture
+def anon_client(app):
+    """A client that is not signed in."""
     return app.test_client()
+
+
+@pytest.fixture
+def user_factory(app):
+    return make_user
 
 
 @pytest.fixture

@@ -79,7 +79,7 @@ def test_init_rejects_a_short_admin_password(env, fresh_database_url):
     result = crm("init", "--admin-email", "a@example.com", "--admin-password-stdin", env=fresh,
                  input="short\n")
     assert result.returncode == 1
-    assert "Error: the password needs at least 10 characters" in result.stderr
+    assert "Error: The password needs at least 10 characters." in result.stderr
 
 
 def test_init_rejects_a_malformed_email(env, fresh_database_url):

@@ -8,7 +8,7 @@ import peewee
 import pytest
 
 from crm_core.db import SQLITE_PRAGMAS, table_name_for, vendor
-from crm_core.errors import VersionConflict
+from crm_core.errors import FieldValueError, VersionConflict
 from crm_core.money import Money, minor_digits, to_units
 from crm_core.records import create_record, soft_delete, update_record
 
@@ -41,26 +41,26 @@ def test_money_sum_is_exact(Note, db):
 
 
 def test_money_refuses_floats_too_many_places_and_overflow(Note, db):
-    with pytest.raises(ValueError, match="not a float"):
+    with pytest.raises(TypeError, match="not a float"):
         create_record(Note, title="x", amount=0.1, currency="EUR")
-    with pytest.raises(ValueError, match="more than 4 decimal places"):
+    with pytest.raises(FieldValueError, match="amount: Use at most 4 decimal places."):
         create_record(Note, title="x", amount=Decimal("1.00001"), currency="EUR")
-    with pytest.raises(ValueError, match="too large"):
+    with pytest.raises(FieldValueError, match="amount: This amount is too large."):
         create_record(Note, title="x", amount=Decimal("922337203685477.5808"), currency="EUR")
     assert Note.select().count() == 0
 
 
 def test_amount_never_travels_without_currency(Note, db):
-    with pytest.raises(ValueError, match="an amount needs its currency"):
+    with pytest.raises(FieldValueError, match="currency: An amount needs its currency."):
         create_record(Note, title="x", amount=Decimal("5"))
     note = create_record(Note, title="x")
-    with pytest.raises(ValueError, match="an amount needs its currency"):
+    with pytest.raises(FieldValueError, match="currency: An amount needs its currency."):
         update_record(note, {"amount": Decimal("5")})
     assert Note.get_by_id(note.id).amount is None
 
 
 def test_currency_must_be_iso_4217(Note, db):
-    with pytest.raises(ValueError, match="not an ISO 4217 currency code"):
+    with pytest.raises(FieldValueError, match="currency: Use a three-letter ISO 4217 currency code."):
         create_record(Note, title="x", amount=Decimal("5"), currency="XYZ1")
     note = create_record(Note, title="x", amount=Decimal("5"), currency="pln")
     assert Note.get_by_id(note.id).currency == "PLN"
@@ -74,7 +74,7 @@ def test_money_value_type():
     with pytest.raises(ValueError, match="cannot add USD to EUR"):
         Money("1", "EUR") + Money("1", "USD")
     assert Money("1.10", "EUR") + Money("2.05", "EUR") == Money("3.15", "EUR")
-    with pytest.raises(ValueError, match="is not a number"):
+    with pytest.raises(FieldValueError, match="amount: Enter a number such as 1234.50."):
         to_units("12,5")
 
 

@@ -15,6 +15,8 @@ import click
 import flask
 import peewee
 import pytest
+
+from crm_core.testing import api_client
 from huey.api import PeriodicTask
 from markupsafe import Markup
 
@@ -376,7 +378,7 @@ def test_hook_crm_register_template_globals(app_factory):
     app = app_factory(CRM_PLUGIN_CONFIG={"notes": {"greeting": "xin chào"}})
     assert app.extensions["crm"].registries["template global"].owner("notes_greeting") == "notes"
     with app.app_context():
-        page = app.test_client().get("/plugins/notes/").get_data(as_text=True)
+        page = api_client(app).get("/plugins/notes/").get_data(as_text=True)
     assert '<p class="greeting">xin chào</p>' in page
 
 
@@ -426,20 +428,22 @@ def test_hook_crm_menu_items(app_factory, register_plugin):
     register_plugin(plugin_module("regions", crm_menu_items))
     app = app_factory()
     with app.app_context():
-        page = app.test_client().get("/").get_data(as_text=True)
+        signed_in = api_client(app)
+        page = signed_in.get("/").get_data(as_text=True)
     nav = page.split("<nav", 1)[1].split("</nav>", 1)[0]
     assert '<a href="/plugins/notes/">Notes</a>' in nav
-    # sorted by (order, label): Territories (10), Notes (50), Zones (50)
-    labels = re.findall(r'<a href="[^"]*">([^<]*)</a>', nav)
-    assert labels == ["Territories", "Notes", "Zones"]
-    assert seen_actors and set(seen_actors) == {None}  # anonymous
+    # sorted by (order, label): the core's Dashboard (0), Territories (10), Notes (50),
+    # Zones (50), the core's Users (900, administrators only)
+    labels = re.findall(r'<a href="[^"]*"[^>]*>([^<]*)</a>', nav)
+    assert labels == ["Dashboard", "Territories", "Notes", "Zones", "Users"]
+    assert seen_actors and {getattr(a, "id", None) for a in seen_actors} == {signed_in.user.id}, seen_actors
 
 
 @pytest.mark.crm_plugins("notes")
 def test_menu_items_appear_on_plugin_pages_too(client):
     page = client.get("/plugins/notes/").get_data(as_text=True)
     nav = page.split("<nav", 1)[1].split("</nav>", 1)[0]
-    assert '<a href="/plugins/notes/">Notes</a>' in nav
+    assert '<a href="/plugins/notes/" aria-current="page">Notes</a>' in nav
 
 
 # -- crm_page_slot -------------------------------------------------------------------------------
@@ -457,7 +461,7 @@ def test_hook_crm_page_slot(app_factory, register_plugin):
     register_plugin(plugin_module("regions", crm_page_slot))
     app = app_factory()
     with app.app_context():
-        page = app.test_client().get("/").get_data(as_text=True)
+        page = api_client(app).get("/").get_data(as_text=True)
     notes_widget = '<section class="notes-widget">Notes widget</section>'
     assert notes_widget in page  # Markup: unescaped
     # every non-None result, in plugin order (notes before regions)

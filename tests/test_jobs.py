@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from crm_core.app import create_app
-from crm_core.testing import base_config, subprocess_env
+from crm_core.testing import api_client, base_config, subprocess_env
 
 pytestmark = pytest.mark.crm_plugins("notes")
 
@@ -44,7 +44,7 @@ def test_a_job_queued_by_a_request_runs_in_the_worker_process(app_factory, queue
     from crm_notes.models import Note
 
     title = f"from-the-queue-{uuid.uuid4().hex[:8]}"
-    response = app.test_client().post("/plugins/notes/enqueue", data={"title": title})
+    response = api_client(app).post("/plugins/notes/enqueue", data={"title": title})
     assert response.status_code == 202
     with app.app_context():
         assert not Note.select().where(Note.title == title).exists()  # queued, not run inline
@@ -68,7 +68,7 @@ def test_a_job_queued_by_a_request_runs_in_the_worker_process(app_factory, queue
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
             output, _ = worker.communicate()
-    assert "Worker for 2 task(s): notes.add, notes.nightly_cleanup" in output
+    assert "Worker for 3 task(s): core.purge_sign_in_records, notes.add, notes.nightly_cleanup" in output
     with app.app_context():
         note = Note.get(Note.title == title)
         assert note.version == 1
@@ -78,7 +78,7 @@ def test_immediate_mode_runs_jobs_inline(app_factory):
     app = app_factory()
     from crm_notes.models import Note
 
-    response = app.test_client().post("/plugins/notes/enqueue", data={"title": "inline"})
+    response = api_client(app).post("/plugins/notes/enqueue", data={"title": "inline"})
     assert response.status_code == 202
     with app.app_context():
         assert Note.select().where(Note.title == "inline").count() == 1
@@ -86,11 +86,11 @@ def test_immediate_mode_runs_jobs_inline(app_factory):
 
 def test_tasks_are_registered_with_their_schedules(app):
     jobs = app.extensions["crm_jobs"]
-    assert jobs.names == ["notes.add", "notes.nightly_cleanup"]
-    periodic = [task.name for task in jobs.huey._registry.periodic_tasks]
-    assert periodic == ["notes.nightly_cleanup"]
-    with pytest.raises(KeyError, match="no task 'notes.nope'; registered: notes.add, "
-                                       "notes.nightly_cleanup"):
+    assert jobs.names == ["core.purge_sign_in_records", "notes.add", "notes.nightly_cleanup"]
+    periodic = sorted(task.name for task in jobs.huey._registry.periodic_tasks)
+    assert periodic == ["core.purge_sign_in_records", "notes.nightly_cleanup"]
+    with pytest.raises(KeyError, match="no task 'notes.nope'; registered: core.purge_sign_in_records, "
+                                       "notes.add, notes.nightly_cleanup"):
         jobs.enqueue("notes.nope")
 
 

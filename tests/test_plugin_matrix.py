@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from crm_core.testing import api_client
+
 from crm_core.plugins import discover
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +25,7 @@ def test_plugin_set_builds_migrates_and_serves(app_factory, fresh_database_url, 
     host = app.extensions["crm"]
     assert host.names == sorted(plugins, key=host.names.index) and set(host.names) == set(plugins)
     host.pm.check_pending()
-    client = app.test_client()
+    client = api_client(app)
     assert client.get("/healthz").json["status"] == "ok"
     assert client.get("/").status_code == 200
     spec = client.get("/api/v1/openapi.json").json

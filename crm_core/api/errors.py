@@ -10,7 +10,8 @@ from flask_babel import lazy_gettext as _l
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from crm_core.errors import VersionConflict
+from crm_core.api.messages import translate_fields
+from crm_core.errors import FieldValueError, VersionConflict
 
 log = logging.getLogger("crm.http")
 
@@ -80,7 +81,8 @@ def _webargs_fields(error):
 
 def handle_http_exception(error):
     status = error.code or 500
-    code, message = STATUS_TEXT.get(status, ("error", error.description))
+    code, message = STATUS_TEXT.get(status) or (
+        ("error", _l("The request could not be completed.")) if status < 500 else STATUS_TEXT[500])
     fields, headers = {}, {}
     if isinstance(error, ApiError):
         code, message, fields, headers = error.error_code, error.message, error.fields, error.headers
@@ -91,6 +93,7 @@ def handle_http_exception(error):
             status, (code, message) = 400, STATUS_TEXT[400]
         data = getattr(error, "data", None) or {}
         headers.update(data.get("headers") or {})
+    fields = translate_fields(fields)
     if status == 405 and getattr(error, "valid_methods", None):
         headers["Allow"] = ", ".join(error.valid_methods)
     if is_api_request():
@@ -106,6 +109,11 @@ def handle_http_exception(error):
     return response
 
 
+def handle_field_value(error):
+    """A value the record refused (currency, amount...): a 422 naming the field."""
+    return handle_http_exception(ApiError(422, fields={error.field: [str(error.message)]}))
+
+
 def handle_version_conflict(error):
     status = 412 if is_api_request() else 409
     return handle_http_exception(ApiError(status))
@@ -119,4 +127,5 @@ def handle_unexpected(error):
 def register_error_handlers(app):
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(VersionConflict, handle_version_conflict)
+    app.register_error_handler(FieldValueError, handle_field_value)
     app.register_error_handler(Exception, handle_unexpected)

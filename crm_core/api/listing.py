@@ -14,6 +14,8 @@ from crm_core.api.frame import Schema
 
 MAX_PER_PAGE = 200
 DEFAULT_PER_PAGE = 50
+# Deep offsets are slow and, past 64 bits, overflow; lists that go deeper page by keyset.
+MAX_PAGE = 100_000
 # Parameters every page accepts whatever the endpoint (the language switch).
 GLOBAL_PARAMETERS = ("lang",)
 
@@ -31,7 +33,8 @@ class ListQuery:
         self.tiebreaker = tiebreaker
         allowed = sorted(self.sort_fields) + sorted("-" + k for k in self.sort_fields)
         attrs = {
-            "page": ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1)),
+            "page": ma.fields.Integer(load_default=1,
+                                      validate=ma.validate.Range(min=1, max=MAX_PAGE)),
             "per_page": ma.fields.Integer(
                 load_default=DEFAULT_PER_PAGE,
                 validate=ma.validate.Range(min=1, max=MAX_PER_PAGE)),

@@ -1,49 +1,263 @@
-"""Creating and finding users."""
+"""Users: creating them, signing in, sessions, API tokens, passwords, disabling.
+
+Messages are lazy translations: a page or an API error shows them in the
+reader's language; the command line shows the English source.
+"""
 
 from __future__ import annotations
 
-from crm_core.db import database
-from crm_core.records import create_record
-from crm_core.users.models import User
-from crm_core.users.passwords import MAX_LENGTH, MIN_LENGTH, hash_password
+import datetime as dt
+import hashlib
+import secrets
+
+from flask_babel import lazy_gettext as _l
+
+from crm_core.config import LOCALES
+from crm_core.db import database, utcnow
+from crm_core.records import create_record, update_record
+from crm_core.users import throttle
+from crm_core.users.models import ApiToken, User, UserSession
+from crm_core.users.passwords import (
+    PasswordProblem, check_new_password, hash_password, needs_rehash, verify_password)
+
+SESSION_LIFETIME = dt.timedelta(days=7)  # absolute: sign in again after a week
+SESSION_IDLE = dt.timedelta(hours=12)  # unused for this long: sign in again
+TOUCH_EVERY = dt.timedelta(minutes=1)  # how often last_seen_at is written
+TOKEN_PREFIX = "crm_"
+
+PASSWORD_MESSAGES = {
+    "too_short": _l("The password needs at least %(min)s characters."),
+    "too_long": _l("The password may have at most %(max)s characters."),
+    "too_common": _l("This password is too common or too easy to guess. "
+                     "Use a longer phrase of unrelated words."),
+}
 
 
 class UserError(ValueError):
-    pass
+    """A refused change; ``field`` names the input it is about, ``message`` is translatable."""
+
+    def __init__(self, message, field=None, code="invalid"):
+        self.message, self.field, self.code = message, field, code
+        super().__init__(str(message))
+
+
+class SignInError(Exception):
+    def __init__(self, code, retry_after=0):
+        self.code, self.retry_after = code, retry_after
+        super().__init__(code)
+
+
+def _digest(raw):
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
 def normalize_email(email):
     email = (email or "").strip()
     local, at, domain = email.rpartition("@")
-    if not at or not local or "." not in domain or any(c.isspace() for c in email):
-        raise UserError(f"{email!r} is not an email address")
-    return f"{local}@{domain.lower()}"
+    if not at or not local or "." not in domain.strip(".") or any(c.isspace() for c in email) \
+            or len(email) > 254:
+        raise UserError(_l("%(email)s is not an email address.", email=repr(email)), field="email")
+    # One address, one account: stored and looked up in lower case (mail systems treat
+    # the local part case-insensitively in practice).
+    return email.lower()
 
 
-def check_password(password):
-    if len(password) < MIN_LENGTH:
-        raise UserError(f"the password needs at least {MIN_LENGTH} characters")
-    if len(password) > MAX_LENGTH:
-        raise UserError(f"the password may have at most {MAX_LENGTH} characters")
+def password_error(problem: PasswordProblem):
+    return UserError(PASSWORD_MESSAGES[problem.code] % problem.values, field="password",
+                     code=problem.code)
+
+
+def _check_password(password, email=None, name=None):
+    try:
+        check_new_password(password, user_inputs=(email, name))
+    except PasswordProblem as problem:
+        raise password_error(problem) from None
+
+
+def _check_profile(locale=None, timezone=None):
+    import zoneinfo
+
+    if locale is not None and locale not in LOCALES:
+        raise UserError(_l("Choose one of the offered languages."), field="locale")
+    if timezone is not None:
+        try:
+            zoneinfo.ZoneInfo(timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise UserError(_l("Choose a time zone from the list."), field="timezone") from None
 
 
 def find_by_email(email):
-    return User.get_or_none(User.email == normalize_email(email))
+    try:
+        return User.get_or_none(User.email == normalize_email(email))
+    except UserError:
+        return None
 
 
 def create_user(email, name, password=None, is_admin=False, locale=None, timezone=None,
                 actor_id=None):
     email = normalize_email(email)
+    name = (name or "").strip() or email.split("@")[0]
+    _check_profile(locale, timezone)
     if password is not None:
-        check_password(password)
+        _check_password(password, email, name)
     with database.atomic():
         if User.select().where(User.email == email).exists():
-            raise UserError(f"a user with the email {email} already exists")
+            raise UserError(_l("A user with this email already exists."), field="email",
+                            code="duplicate")
         return create_record(
-            User, actor_id=actor_id, email=email, name=name.strip() or email,
+            User, actor_id=actor_id, email=email, name=name,
             password_hash=hash_password(password) if password is not None else None,
             is_admin=is_admin, locale=locale, timezone=timezone)
 
 
 def administrators():
     return User.select().where(User.is_admin & User.active)
+
+
+def update_profile(user, changes, actor_id=None, expected_version=None):
+    """Name, language and time zone: what a user may change about themselves."""
+    allowed = {key: value for key, value in changes.items() if key in ("name", "locale", "timezone")}
+    _check_profile(allowed.get("locale"), allowed.get("timezone"))
+    if "name" in allowed:
+        allowed["name"] = (allowed["name"] or "").strip()
+        if not allowed["name"]:
+            raise UserError(_l("Enter a name."), field="name")
+    return update_record(user, allowed, actor_id=actor_id, expected_version=expected_version)
+
+
+# -- signing in ------------------------------------------------------------------
+
+def authenticate(email, password, address):
+    """Return the user for a correct email and password, else raise SignInError.
+
+    ``invalid`` never says whether the email exists; ``throttled`` carries the
+    seconds to wait. Counters are shared by every worker (see throttle.py).
+    """
+    wait = throttle.retry_after(email, address)
+    if wait:
+        raise SignInError("throttled", retry_after=wait)
+    user = find_by_email(email)
+    if user is None or not user.active or user.deleted_at is not None:
+        verify_password(None, password)  # same time as a real check
+        throttle.record_failure(email, address)
+        raise SignInError("invalid")
+    if not verify_password(user.password_hash, password):
+        throttle.record_failure(email, address)
+        raise SignInError("invalid")
+    throttle.record_success(email, address)
+    if needs_rehash(user.password_hash):
+        User.update(password_hash=hash_password(password)).where(User.id == user.id).execute()
+    return user
+
+
+def start_session(user, address=None, user_agent=None):
+    """A new server-side session; returns the raw token for the cookie (never stored)."""
+    raw = secrets.token_urlsafe(32)
+    now = utcnow()
+    UserSession.create(id=_digest(raw), user=user, created_at=now, last_seen_at=now,
+                       expires_at=now + SESSION_LIFETIME, address=address,
+                       user_agent=(user_agent or "")[:255])
+    return raw
+
+
+def resolve_session(raw):
+    """The active user of a session token, or None (ended, expired, idle, user disabled)."""
+    if not raw:
+        return None
+    now = utcnow()
+    row = (UserSession.select(UserSession, User).join(User)
+           .where((UserSession.id == _digest(raw)) & UserSession.ended_at.is_null()
+                  & (UserSession.expires_at > now) & (UserSession.last_seen_at > now - SESSION_IDLE)
+                  & User.active & User.deleted_at.is_null())
+           .first())
+    if row is None:
+        return None
+    if now - row.last_seen_at > TOUCH_EVERY:
+        UserSession.update(last_seen_at=now).where(UserSession.id == row.id).execute()
+    return row.user
+
+
+def end_session(raw):
+    if raw:
+        (UserSession.update(ended_at=utcnow())
+         .where((UserSession.id == _digest(raw)) & UserSession.ended_at.is_null()).execute())
+
+
+def end_all_sessions(user, keep=None):
+    """End every session of ``user`` (all devices), except the raw token ``keep``."""
+    query = UserSession.update(ended_at=utcnow()).where(
+        (UserSession.user == user) & UserSession.ended_at.is_null())
+    if keep:
+        query = query.where(UserSession.id != _digest(keep))
+    return query.execute()
+
+
+# -- API tokens ---------------------------------------------------------------------
+
+def issue_token(user, name="API", expires_at=None):
+    """A new API token; returns (raw token shown once, ApiToken row)."""
+    name = (name or "").strip() or "API"
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken.create(user=user, name=name[:100], token_hash=_digest(raw), prefix=raw[:12],
+                          expires_at=expires_at)
+    return raw, row
+
+
+def resolve_token(raw):
+    if not raw or not raw.startswith(TOKEN_PREFIX):
+        return None
+    now = utcnow()
+    row = (ApiToken.select(ApiToken, User).join(User)
+           .where((ApiToken.token_hash == _digest(raw)) & ApiToken.revoked_at.is_null()
+                  & (ApiToken.expires_at.is_null() | (ApiToken.expires_at > now))
+                  & User.active & User.deleted_at.is_null())
+           .first())
+    if row is None:
+        return None
+    if row.last_used_at is None or now - row.last_used_at > TOUCH_EVERY:
+        ApiToken.update(last_used_at=now).where(ApiToken.id == row.id).execute()
+    return row.user
+
+
+def tokens_of(user):
+    return (ApiToken.select().where((ApiToken.user == user) & ApiToken.revoked_at.is_null())
+            .order_by(ApiToken.created_at.desc(), ApiToken.id.desc()))
+
+
+def revoke_token(user, token_id):
+    """Revoke one of ``user``'s tokens; False when there is no such live token of theirs."""
+    return bool(ApiToken.update(revoked_at=utcnow())
+                .where((ApiToken.id == token_id) & (ApiToken.user == user)
+                       & ApiToken.revoked_at.is_null()).execute())
+
+
+# -- passwords and access ---------------------------------------------------------------
+
+def change_password(user, current, new, keep_session=None):
+    """A user changes their own password; every other session of theirs ends."""
+    if not verify_password(user.password_hash, current):
+        raise UserError(_l("The current password is not right."), field="current_password",
+                        code="wrong_password")
+    _check_password(new, user.email, user.name)
+    with database.atomic():
+        User.update(password_hash=hash_password(new)).where(User.id == user.id).execute()
+        end_all_sessions(user, keep=keep_session)
+
+
+def reset_password(user, new, actor_id=None):
+    """An administrator sets a new password; every session of the user ends."""
+    _check_password(new, user.email, user.name)
+    with database.atomic():
+        User.update(password_hash=hash_password(new), updated_by_id=actor_id,
+                    updated_at=utcnow()).where(User.id == user.id).execute()
+        end_all_sessions(user)
+
+
+def set_active(user, active, actor_id=None):
+    """Enable or disable a user; disabling ends their sessions and API tokens at once."""
+    with database.atomic():
+        update_record(user, {"active": bool(active)}, actor_id=actor_id)
+        if not active:
+            end_all_sessions(user)
+            (ApiToken.update(revoked_at=utcnow())
+             .where((ApiToken.user == user) & ApiToken.revoked_at.is_null()).execute())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app, g, url_for
+from flask import current_app, url_for
 from markupsafe import Markup, escape
 
 
@@ -23,7 +23,10 @@ class MenuItem:
 
 
 def _actor():
-    return getattr(g, "actor", None)
+    """The signed-in Actor itself (not flask-login's proxy, which dies with the request)."""
+    from flask_login import current_user
+
+    return current_user._get_current_object() if current_user.is_authenticated else None
 
 
 def menu_items():

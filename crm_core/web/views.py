@@ -1,4 +1,4 @@
-"""The core's pages: health check and home."""
+"""The core's pages: health check and the dashboard."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, render_template
 
-from crm_core.db import database
+from crm_core.db import database, utcnow
 from crm_core.version import __version__
+from crm_core.web.auth import public
 
 log = logging.getLogger("crm.web")
 
@@ -15,6 +16,7 @@ blueprint = Blueprint("core", __name__)
 
 
 @blueprint.get("/healthz")
+@public
 def healthz():
     """For load balancers: 200 when the database answers, 503 otherwise."""
     try:
@@ -28,4 +30,5 @@ def healthz():
 @blueprint.get("/")
 def home():
     host = current_app.extensions["crm"]
-    return render_template("crm_core/home.html", plugins=host.plugins, version=__version__)
+    return render_template("crm_core/home.html", plugins=host.plugins, version=__version__,
+                           now=utcnow())

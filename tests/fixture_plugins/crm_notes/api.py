@@ -5,6 +5,7 @@ from flask import jsonify
 from flask.views import MethodView
 
 from crm_core.api import ApiError, Blueprint, ListQuery, Schema, check_if_match, page_schema, with_etag
+from crm_core.api.fields import Amount, Currency
 from crm_core.records import create_record, soft_delete, update_record
 from crm_notes.models import Note
 
@@ -16,8 +17,8 @@ class NoteSchema(Schema):
     version = ma.fields.Integer(dump_only=True)
     title = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
     body = ma.fields.String(load_default="")
-    amount = ma.fields.Decimal(allow_none=True, as_string=True, places=None)
-    currency = ma.fields.String(allow_none=True, validate=ma.validate.Length(equal=3))
+    amount = Amount(allow_none=True)
+    currency = Currency(allow_none=True)
     created_at = ma.fields.DateTime(dump_only=True)
     updated_at = ma.fields.DateTime(dump_only=True)
 
@@ -31,7 +32,7 @@ notes_list = ListQuery(
     "Note",
     sort={"id": Note.id, "title": Note.title, "created_at": Note.created_at},
     filters={"title": (ma.fields.String(), Note.title),
-             "currency": (ma.fields.String(), Note.currency)},
+             "currency": (Currency(), Note.currency)},
 )
 
 
@@ -54,10 +55,7 @@ class Notes(MethodView):
     @blueprint.response(201, NoteSchema)
     def post(self, data):
         """Create a note."""
-        try:
-            return create_record(Note, **data)
-        except ValueError as exc:
-            raise ApiError(422, fields={"currency": [str(exc)]})
+        return create_record(Note, **data)
 
 
 @blueprint.route("/<int:note_id>")
