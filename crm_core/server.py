@@ -26,6 +26,8 @@ def serve(host, port, workers):
         "bind": f"{host}:{port}",
         "workers": workers,
         "accesslog": "-",
+        # pid= names the worker that answered (the throttling test relies on it).
+        "access_log_format": '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s" pid=%(p)s',
         "errorlog": "-",
         "preload_app": False,
         "forwarded_allow_ips": "127.0.0.1",

@@ -133,16 +133,14 @@ def authenticate(email, password, address):
     ``invalid`` never says whether the email exists; ``throttled`` carries the
     seconds to wait. Counters are shared by every worker (see throttle.py).
     """
-    wait = throttle.retry_after(email, address)
+    wait = throttle.begin_attempt(email, address)
     if wait:
         raise SignInError("throttled", retry_after=wait)
     user = find_by_email(email)
     if user is None or not user.active or user.deleted_at is not None:
         verify_password(None, password)  # same time as a real check
-        throttle.record_failure(email, address)
         raise SignInError("invalid")
     if not verify_password(user.password_hash, password):
-        throttle.record_failure(email, address)
         raise SignInError("invalid")
     throttle.record_success(email, address)
     if needs_rehash(user.password_hash):

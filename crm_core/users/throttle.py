@@ -50,46 +50,75 @@ def _trusted(email, address):
             .exists())
 
 
+def _count(key, rule, now):
+    expired = LoginThrottle.window_start < now - rule.window
+    # Inside CASE the value is not tied to the column: convert it as the column would.
+    stored_now = peewee.Value(LoginThrottle.window_start.db_value(now), unpack=False)
+    (LoginThrottle.insert(key=key, failures=1, window_start=now)
+     .on_conflict(conflict_target=[LoginThrottle.key], update={
+         LoginThrottle.failures: peewee.Case(None, [(expired, 1)], LoginThrottle.failures + 1),
+         LoginThrottle.window_start: peewee.Case(None, [(expired, stored_now)],
+                                                 LoginThrottle.window_start),
+     }).execute())
+
+
+def begin_attempt(email, address, now=None):
+    """Count a sign-in attempt before the password is checked; return the seconds to wait
+    (0: go ahead). Counting first, in one transaction, means concurrent attempts on
+    several workers cannot slip past the limit together."""
+    now = now or utcnow()
+    keys = _keys(email, address)
+    waits = []
+    with database.atomic():
+        for rule in RULES:
+            _count(keys[rule.kind], rule, now)
+        rows = {row.key: row for row in
+                LoginThrottle.select().where(LoginThrottle.key.in_(list(keys.values())))}
+        for rule in RULES:
+            row = rows[keys[rule.kind]]
+            if rule.kind == "account" and _trusted(email, address):
+                continue  # a distributed attack must not lock the owner out
+            if row.blocked_until is not None and row.blocked_until > now:
+                waits.append((row.blocked_until - now).total_seconds())
+            elif row.failures > rule.limit:
+                LoginThrottle.update(blocked_until=now + rule.block).where(
+                    LoginThrottle.key == row.key).execute()
+                waits.append(rule.block.total_seconds())
+    return int(max(waits)) + 1 if waits else 0
+
+
 def retry_after(email, address, now=None):
-    """Seconds to wait before this sign-in may be tried, 0 when it may be tried now."""
+    """Seconds before a sign-in may be tried (without counting one), 0 when it may."""
     now = now or utcnow()
     keys = _keys(email, address)
     rows = {row.key: row for row in LoginThrottle.select().where(
         LoginThrottle.key.in_(list(keys.values())) & (LoginThrottle.blocked_until > now))}
-    waits = []
-    for rule in RULES:
-        row = rows.get(keys[rule.kind])
-        if row is None:
-            continue
-        if rule.kind == "account" and _trusted(email, address):
-            continue
-        waits.append((row.blocked_until - now).total_seconds())
+    waits = [(rows[keys[rule.kind]].blocked_until - now).total_seconds() for rule in RULES
+             if keys[rule.kind] in rows and not (rule.kind == "account" and _trusted(email, address))]
     return int(max(waits)) + 1 if waits else 0
 
 
 def record_failure(email, address, now=None):
-    """Count a failed sign-in under every rule, atomically across processes."""
+    """Count a failed sign-in (for callers that did not go through begin_attempt)."""
     now = now or utcnow()
     keys = _keys(email, address)
     with database.atomic():
         for rule in RULES:
-            key = keys[rule.kind]
-            expired = LoginThrottle.window_start < now - rule.window
-            (LoginThrottle.insert(key=key, failures=1, window_start=now)
-             .on_conflict(conflict_target=[LoginThrottle.key], update={
-                 LoginThrottle.failures: peewee.Case(None, [(expired, 1)],
-                                                     LoginThrottle.failures + 1),
-                 LoginThrottle.window_start: peewee.Case(None, [(expired, now)],
-                                                         LoginThrottle.window_start),
-             }).execute())
+            _count(keys[rule.kind], rule, now)
             (LoginThrottle.update(blocked_until=now + rule.block)
-             .where((LoginThrottle.key == key) & (LoginThrottle.failures >= rule.limit))
+             .where((LoginThrottle.key == keys[rule.kind]) & (LoginThrottle.failures >= rule.limit))
              .execute())
 
 
 def record_success(email, address):
-    """A correct password from this address clears that address's count for the account."""
-    LoginThrottle.delete().where(LoginThrottle.key == _keys(email, address)["pair"]).execute()
+    """A correct password: this address's count for the account starts again, and the
+    attempt is taken off the address and account counts."""
+    keys = _keys(email, address)
+    with database.atomic():
+        LoginThrottle.delete().where(LoginThrottle.key == keys["pair"]).execute()
+        (LoginThrottle.update(failures=LoginThrottle.failures - 1)
+         .where(LoginThrottle.key.in_([keys["address"], keys["account"]])
+                & (LoginThrottle.failures > 0)).execute())
 
 
 def purge_expired(now=None):
