@@ -187,4 +187,4 @@ def check_money_pairs(instance):
         if isinstance(field, MoneyField) and field.currency_field:
             if getattr(instance, field.name) is not None and not getattr(
                     instance, field.currency_field, None):
-                raise FieldValueError(field.currency_field, _l("An amount needs its currency."))
+                raise FieldValueError(field.currency_field, _l("Choose a currency for this amount."))

@@ -48,12 +48,13 @@ LANGUAGE_TEAMS = {"vi": "Vietnamese", "pl": "Polish", "zh": "Chinese (Simplified
                   "zh_TW": "Chinese (Traditional, Taiwan)", "ru": "Russian"}
 
 # The functions that mark messages, beyond Babel's defaults (_, gettext, ngettext, ...):
-# flask_babel's lazy variants, usually imported as ``_l``.
+# flask_babel's lazy variants, usually imported as ``_l`` (and ``_nl`` for lazy_ngettext).
 KEYWORDS = {
     **DEFAULT_KEYWORDS,
     "_l": None,
     "lazy_gettext": None,
     "lazy_ngettext": (1, 2),
+    "_nl": (1, 2),
     "lazy_pgettext": ((1, "c"), 2),
     "lazy_npgettext": ((1, "c"), 2, 3),
 }
@@ -62,7 +63,7 @@ COMMENT_TAGS = ("TRANSLATORS:",)
 # Used when the project has no locale/babel.cfg (the same rules as the committed file).
 DEFAULT_CONFIG = """\
 [python: **.py]
-keywords = _l lazy_gettext lazy_ngettext:1,2 lazy_pgettext:1c,2 lazy_npgettext:1c,2,3
+keywords = _l _nl:1,2 lazy_gettext lazy_ngettext:1,2 lazy_pgettext:1c,2 lazy_npgettext:1c,2,3
 
 [jinja2: **/templates/**.html]
 extensions = jinja2.ext.i18n

@@ -8,7 +8,7 @@ from crm_core.testing import DEFAULT_PASSWORD, browser_login, csrf_token_from, m
 
 @pytest.fixture
 def rep(app):
-    return make_user("an.nguyen@example.com", "Nguyễn Văn An", locale="vi")
+    return make_user("an.nguyen@example.com", "Nguyễn Văn An", locale="en")
 
 
 def test_sign_in_sets_a_new_http_only_lax_session_cookie(app, rep):
@@ -66,7 +66,7 @@ def test_wrong_password_and_unknown_email_get_the_same_answer(app, rep):
     wrong = browser_login(app.test_client(), rep.email, "not the password at all")
     unknown = browser_login(app.test_client(), "nobody@example.com", "not the password at all")
     assert wrong.status_code == unknown.status_code == 401
-    message = "The email or the password is not right."
+    message = "The email or password is incorrect."
     assert message in wrong.get_data(as_text=True) and message in unknown.get_data(as_text=True)
 
 
@@ -174,7 +174,7 @@ def test_bad_credentials_for_a_token(app, rep):
     response = app.test_client().post("/api/v1/auth/token", json={"username": rep.email, "password": "nope nope nope"})
     assert response.status_code == 401
     assert response.json["error"] == {"code": "invalid_credentials",
-                                      "message": "The email or the password is not right.", "fields": {}}
+                                      "message": "The email or password is incorrect.", "fields": {}}
 
 
 def test_api_without_token_is_401_with_the_envelope(app):
@@ -232,7 +232,7 @@ def test_changing_your_password_needs_the_current_one(app, rep):
                                                        "password": "a completely different phrase 77",
                                                        "csrf_token": token})
     assert response.status_code == 422
-    assert "The current password is not right." in response.get_data(as_text=True)
+    assert "The current password is incorrect." in response.get_data(as_text=True)
 
 
 def test_administrator_resets_a_password_and_the_user_is_signed_out(app, rep, client):

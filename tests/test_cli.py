@@ -86,7 +86,7 @@ def test_init_rejects_a_malformed_email(env, fresh_database_url):
     fresh = {**env, "CRM_DATABASE_URL": fresh_database_url()}
     result = crm("init", "--admin-email", "not-an-email", env=fresh)
     assert result.returncode == 1
-    assert "'not-an-email' is not an email address" in result.stderr
+    assert "“not-an-email” is not an email address." in result.stderr
 
 
 def test_demo_sets_up_an_instance_that_run_can_start(tmp_path):

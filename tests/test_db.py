@@ -51,10 +51,10 @@ def test_money_refuses_floats_too_many_places_and_overflow(Note, db):
 
 
 def test_amount_never_travels_without_currency(Note, db):
-    with pytest.raises(FieldValueError, match="currency: An amount needs its currency."):
+    with pytest.raises(FieldValueError, match="currency: Choose a currency for this amount."):
         create_record(Note, title="x", amount=Decimal("5"))
     note = create_record(Note, title="x")
-    with pytest.raises(FieldValueError, match="currency: An amount needs its currency."):
+    with pytest.raises(FieldValueError, match="currency: Choose a currency for this amount."):
         update_record(note, {"amount": Decimal("5")})
     assert Note.get_by_id(note.id).amount is None
 

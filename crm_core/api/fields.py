@@ -19,7 +19,7 @@ class Amount(ma.fields.Decimal):
     default_error_messages = {
         "invalid": _l("Enter a number such as 1234.50."),
         "special": _l("Enter a number such as 1234.50."),
-        "places": _l("Use at most %(places)s decimal places.") % {"places": money.SCALE},
+        "places": _l("Use at most %(places)s decimal places.", places=money.SCALE),
         "range": _l("This amount is too large."),
     }
 

@@ -10,13 +10,19 @@ from __future__ import annotations
 import re
 
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
+
+def _nl(singular, plural, count_name):
+    """A plural message whose form follows the number captured as ``count_name``."""
+    return (singular, plural, count_name)
+
 
 # (marshmallow's template with {placeholders}, our translatable message with %(placeholders)s)
 TEMPLATES = [
     ("Missing data for required field.", _l("This field is required.")),
     ("Field may not be null.", _l("This field cannot be empty.")),
     ("Unknown field.", _l("Unknown field.")),
-    ("Invalid input type.", _l("Send an object with named fields.")),
+    ("Invalid input type.", _l("Send a JSON object with named fields.")),
     ("Invalid value.", _l("This value is not valid.")),
     ("Invalid input.", _l("This value is not valid.")),
     ("Invalid type.", _l("This value has the wrong type.")),
@@ -26,7 +32,7 @@ TEMPLATES = [
     ("Not a valid number.", _l("Enter a number.")),
     ("Number too large.", _l("This number is too large.")),
     ("Special numeric values (nan or infinity) are not permitted.", _l("Enter a number.")),
-    ("Not a valid boolean.", _l("Enter true or false.")),
+    ("Not a valid boolean.", _l("Send true or false.")),
     ("Not a valid datetime.", _l("Enter a date and time such as 2026-11-22T09:30:00+07:00.")),
     ("Not a valid aware datetime.", _l("Enter a date and time with its offset from UTC, "
                                        "such as 2026-11-22T09:30:00+07:00.")),
@@ -39,20 +45,24 @@ TEMPLATES = [
     ("Not a valid UUID.", _l("This identifier is not valid.")),
     ("Not a valid list.", _l("Send a list.")),
     ("Not a valid tuple.", _l("Send a list.")),
-    ("Not a valid mapping type.", _l("Send an object with named fields.")),
-    ("String does not match expected pattern.", _l("This value does not have the expected form.")),
+    ("Not a valid mapping type.", _l("Send a JSON object with named fields.")),
+    ("String does not match expected pattern.", _l("This value is not in the expected format.")),
     ("Must be greater than or equal to {min}.", _l("Enter %(min)s or more.")),
     ("Must be greater than {min}.", _l("Enter more than %(min)s.")),
     ("Must be less than or equal to {max}.", _l("Enter %(max)s or less.")),
     ("Must be less than {max}.", _l("Enter less than %(max)s.")),
     ("Must be greater than or equal to {min} and less than or equal to {max}.",
      _l("Enter a value from %(min)s to %(max)s.")),
-    ("Shorter than minimum length {min}.", _l("Enter at least %(min)s characters.")),
-    ("Longer than maximum length {max}.", _l("Enter at most %(max)s characters.")),
-    ("Length must be between {min} and {max}.", _l("Enter from %(min)s to %(max)s characters.")),
-    ("Length must be {equal}.", _l("Enter exactly %(equal)s characters.")),
+    ("Shorter than minimum length {num}.",
+     _nl("Enter at least %(num)s character.", "Enter at least %(num)s characters.", "num")),
+    ("Longer than maximum length {num}.",
+     _nl("Enter at most %(num)s character.", "Enter at most %(num)s characters.", "num")),
+    ("Length must be between {min} and {num}.",
+     _nl("Enter from %(min)s to %(num)s character.", "Enter from %(min)s to %(num)s characters.", "num")),
+    ("Length must be {num}.",
+     _nl("Enter exactly %(num)s character.", "Enter exactly %(num)s characters.", "num")),
     ("Must be one of: {choices}.", _l("Choose one of: %(choices)s.")),
-    ("Must be equal to {other}.", _l("Enter %(other)s.")),
+    ("Must be equal to {other}.", _l("This value must be %(other)s.")),
 ]
 
 
@@ -68,13 +78,22 @@ _COMPILED = [(_pattern(template), message)
              for template, message in sorted(TEMPLATES, key=lambda item: -len(item[0]))]
 
 
+def _render(message, values):
+    if isinstance(message, tuple):
+        singular, plural, count_name = message
+        count = int(values[count_name]) if values[count_name].lstrip("-").isdigit() else 2
+        others = {key: value for key, value in values.items() if key != "num"}
+        return ngettext(singular, plural, count, **others)  # ngettext fills %(num)s itself
+    return str(message) % values if values else str(message)
+
+
 def translate_message(text):
     if not isinstance(text, str):
         return str(text)
     for pattern, message in _COMPILED:
         match = pattern.match(text)
         if match:
-            return str(message) % match.groupdict() if match.groupdict() else str(message)
+            return _render(message, match.groupdict())
     return text
 
 

@@ -92,8 +92,7 @@ class TokenIssue(MethodView):
             if failure.code == "throttled":
                 raise ApiError(429, message=_l("Too many failed attempts. Try again later."),
                                headers={"Retry-After": str(failure.retry_after)})
-            raise ApiError(401, "invalid_credentials",
-                           _l("The email or the password is not right."))
+            raise ApiError(401, "invalid_credentials", _l("The email or password is incorrect."))
         raw, _row = services.issue_token(user, data["name"])
         return {"token": raw, "user": user}
 

@@ -11,6 +11,7 @@ import hashlib
 import secrets
 
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_ngettext as _nl
 
 from crm_core.config import LOCALES
 from crm_core.db import database, utcnow
@@ -26,7 +27,6 @@ TOUCH_EVERY = dt.timedelta(minutes=1)  # how often last_seen_at is written
 TOKEN_PREFIX = "crm_"
 
 PASSWORD_MESSAGES = {
-    "too_short": _l("The password needs at least %(min)s characters."),
     "too_long": _l("The password may have at most %(max)s characters."),
     "too_common": _l("This password is too common or too easy to guess. "
                      "Use a longer phrase of unrelated words."),
@@ -56,15 +56,19 @@ def normalize_email(email):
     local, at, domain = email.rpartition("@")
     if not at or not local or "." not in domain.strip(".") or any(c.isspace() for c in email) \
             or len(email) > 254:
-        raise UserError(_l("%(email)s is not an email address.", email=repr(email)), field="email")
+        raise UserError(_l("“%(email)s” is not an email address.", email=email), field="email")
     # One address, one account: stored and looked up in lower case (mail systems treat
     # the local part case-insensitively in practice).
     return email.lower()
 
 
 def password_error(problem: PasswordProblem):
-    return UserError(PASSWORD_MESSAGES[problem.code] % problem.values, field="password",
-                     code=problem.code)
+    if problem.code == "too_short":
+        message = _nl("The password needs at least %(num)s character.",
+                      "The password needs at least %(num)s characters.", problem.values["min"])
+    else:
+        message = PASSWORD_MESSAGES[problem.code] % problem.values
+    return UserError(message, field="password", code=problem.code)
 
 
 def _check_password(password, email=None, name=None):
@@ -234,7 +238,7 @@ def revoke_token(user, token_id):
 def change_password(user, current, new, keep_session=None):
     """A user changes their own password; every other session of theirs ends."""
     if not verify_password(user.password_hash, current):
-        raise UserError(_l("The current password is not right."), field="current_password",
+        raise UserError(_l("The current password is incorrect."), field="current_password",
                         code="wrong_password")
     _check_password(new, user.email, user.name)
     with database.atomic():

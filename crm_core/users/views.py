@@ -5,13 +5,15 @@ from __future__ import annotations
 import zoneinfo
 from urllib.parse import urlparse
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext, refresh
 from flask_login import current_user
 
 from crm_core.api.errors import ApiError
 from crm_core.db import utcnow
 from crm_core.errors import VersionConflict
+from crm_core.i18n import current_locale
 from crm_core.users import services
 from crm_core.users.models import User
 from crm_core.users.passwords import MIN_LENGTH
@@ -45,11 +47,12 @@ def login():
         user = services.authenticate(email, request.form.get("password", ""), client_address())
     except services.SignInError as failure:
         if failure.code == "throttled":
-            message = _("Too many failed attempts. Try again in %(minutes)s minutes.",
-                        minutes=max(1, round(failure.retry_after / 60)))
+            minutes = max(1, round(failure.retry_after / 60))
+            message = ngettext("Too many failed attempts. Try again in %(num)s minute.",
+                               "Too many failed attempts. Try again in %(num)s minutes.", minutes)
             status = 429
         else:
-            message = _("The email or the password is not right.")
+            message = _("The email or password is incorrect.")
             status = 401
         page = render_template("crm_core/users/login.html", next=next_url, email=email, error=message)
         headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after else {}
@@ -73,7 +76,8 @@ def logout():
 
 def _profile_page(form=None, errors=None, conflict=False, new_token=None, status=200):
     user = current_user.user
-    form = form or {"name": user.name, "locale": user.locale or "", "timezone": user.timezone or ""}
+    form = form or {"name": user.name, "locale": user.locale or current_locale(),
+                    "timezone": user.timezone or current_app.config["CRM_TIMEZONE"]}
     return render_template(
         "crm_core/users/profile.html", user=user, form=form, errors=errors or {},
         conflict=conflict, timezones=COMMON_TIMEZONES, now=utcnow(), min_password=MIN_LENGTH,
@@ -85,7 +89,7 @@ def profile():
     if request.method == "GET":
         return _profile_page()
     form = {key: request.form.get(key, "") for key in ("name", "locale", "timezone")}
-    user = User.get_by_id(current_user.id)
+    user = current_user.user  # this request's own copy: a new language applies at once
     try:
         services.update_profile(user, form, actor_id=user.id,
                                 expected_version=request.form.get("version", type=int))
@@ -93,7 +97,8 @@ def profile():
         return _profile_page(form=form, conflict=True, status=409)
     except services.UserError as problem:
         return _profile_page(form=form, errors={problem.field: problem.message}, status=422)
-    flash(_("Your profile is saved."), "success")
+    refresh()  # the message below in the language just chosen
+    flash(_("Your profile has been saved."), "success")
     return redirect(url_for("users.profile"))
 
 
@@ -104,7 +109,7 @@ def change_password():
                                  request.form.get("password", ""), keep_session=session.get(SESSION_KEY))
     except services.UserError as problem:
         return _profile_page(errors={problem.field: problem.message}, status=422)
-    flash(_("Your password is changed. Your other sessions have ended."), "success")
+    flash(_("Your password has been changed. Your other sessions have ended."), "success")
     return redirect(url_for("users.profile"))
 
 
@@ -118,7 +123,7 @@ def create_token():
 def revoke_token(token_id):
     if not services.revoke_token(current_user.user, token_id):
         raise ApiError(404)
-    flash(_("The token is revoked."), "success")
+    flash(_("The token has been revoked."), "success")
     return redirect(url_for("users.profile"))
 
 
@@ -173,7 +178,8 @@ def set_active(user_id):
         return redirect(url_for("users.detail", user_id=user.id))
     version = request.form.get("version", type=int)
     if version is not None and version != user.version:
-        flash(_("Someone else changed this user meanwhile. Check and try again."), "error")
+        flash(_("Someone else changed this user in the meantime. Check the details and try "
+                "again."), "error")
         return redirect(url_for("users.detail", user_id=user.id))
     services.set_active(user, active, actor_id=current_user.id)
     flash(_("%(name)s is enabled.", name=user.name) if active else
@@ -190,5 +196,5 @@ def reset_password(user_id):
     except services.UserError as problem:
         return render_template("crm_core/users/detail.html", user=user,
                                errors={problem.field: problem.message}), 422
-    flash(_("The password of %(name)s is reset.", name=user.name), "success")
+    flash(_("The password of %(name)s has been reset.", name=user.name), "success")
     return redirect(url_for("users.detail", user_id=user.id))

@@ -1,0 +1,231 @@
+"""A real Chromium against a real server: sign in, switch language, dashboard, sign out;
+and every page in every language shows no English source text."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po
+
+from crm_core.i18n import TRANSLATED_LOCALES
+from crm_core.testing import (
+    create_postgres_database, drop_postgres_database, is_postgres, subprocess_env)
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_EMAIL, ADMIN_PASSWORD = "browser.admin@example.com", "a browser test pass phrase"
+REP_EMAIL = "browser.rep@example.com"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(crm_database_url, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("browser")
+    url = (create_postgres_database(crm_database_url, "crm_browser") if is_postgres(crm_database_url)
+           else "sqlite:///" + str(folder / "crm.sqlite3"))
+    env = subprocess_env(CRM_ENV="test", CRM_DATABASE_URL=url, CRM_INSTANCE_PATH=folder / "instance",
+                         CRM_SECRET_KEY="browser-tests-secret-key-0123456789", CRM_PLUGINS="")
+    crm = [sys.executable, "-m", "crm_core"]
+    subprocess.run(crm + ["init", "--admin-email", ADMIN_EMAIL, "--admin-password-stdin"], env=env,
+                   input=ADMIN_PASSWORD + "\n", text=True, check=True, capture_output=True, timeout=120)
+    subprocess.run(crm + ["user", "create", REP_EMAIL, "--name", "Lê Văn Cường", "--locale", "vi",
+                          "--password-stdin"], env=env, input=ADMIN_PASSWORD + "\n", text=True,
+                   check=True, capture_output=True, timeout=120)
+    port = _free_port()
+    process = subprocess.Popen(crm + ["run", "--port", str(port), "--workers", "1"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=5).read()
+            break
+        except OSError:
+            time.sleep(0.3)
+    yield base
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+    if is_postgres(url):
+        drop_postgres_database(url)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: install Debian's chromium (see README)"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(locale="en-US")
+    tab = context.new_page()
+    tab.set_default_timeout(15000)
+    yield tab
+    context.close()
+
+
+def sign_in(page, base, email=ADMIN_EMAIL, password=ADMIN_PASSWORD):
+    page.goto(base + "/login")
+    page.get_by_label(re.compile("Email|E-mail|Адрес|电子邮件|電子郵件|Thư|Email")).first.fill(email)
+    page.locator("#f-password").fill(password)
+    page.locator("form button[type=submit].primary").click()
+    page.wait_for_url(base + "/")
+
+
+def test_sign_in_switch_language_dashboard_sign_out(page, server):
+    sign_in(page, server)
+    assert page.locator("h1").inner_text().startswith("Hello")
+    page.select_option("#lang-select", "pl")
+    page.locator(".language-switcher button").click()
+    page.wait_for_load_state()
+    assert page.locator("html").get_attribute("lang") == "pl"
+    assert not page.locator("h1").inner_text().startswith("Hello")
+    # The choice is kept in the profile: the next page stays Polish.
+    page.goto(server + "/")
+    assert page.locator("html").get_attribute("lang") == "pl"
+    page.locator("form[action='/logout'] button").click()
+    page.wait_for_url(re.compile(r"/login"))
+    page.goto(server + "/")
+    assert "/login" in page.url  # signed out for real
+    page.goto(server + "/?lang=en")
+
+
+def test_keyboard_reaches_the_main_content_first(page, server):
+    sign_in(page, server)
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.getAttribute('href')")
+    assert focused == "#main"
+
+
+def test_the_layout_fits_a_phone(browser, server):
+    context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True)
+    try:
+        tab = context.new_page()
+        sign_in(tab, server)
+        for path in ("/", "/profile", "/users"):
+            tab.goto(server + path)
+            width = tab.evaluate("document.documentElement.scrollWidth")
+            assert width <= 375, (path, width)
+    finally:
+        context.close()
+
+
+# -- every page, every language --------------------------------------------------------
+
+def _same_in(locale):
+    """Messages whose translation is the source itself (a brand such as "CRM")."""
+    same = set()
+    for po in ROOT.glob(f"**/locale/{locale}/LC_MESSAGES/*.po"):
+        if ".venv" in po.parts:
+            continue
+        with open(po, "rb") as handle:
+            for message in read_po(handle):
+                if message.id and message.string == message.id:
+                    same.add(message.id)
+    return same
+
+
+def english_sources(locale):
+    """(pattern, msgid) for every message of every package's template that ``locale``
+    translates to something else."""
+    patterns = []
+    same = _same_in(locale)
+    for pot in (ROOT / "locale").glob("*.pot"):
+        with open(pot, "rb") as handle:
+            catalog = read_po(handle)
+        for message in catalog:
+            ids = message.id if isinstance(message.id, tuple) else (message.id,)
+            for text in ids:
+                if not text or len(text) < 3 or text in same:
+                    continue
+                regex = re.escape(text)
+                regex = re.sub(r"%\\\(\w+\\\)[sd]", ".+", regex)
+                regex = re.sub(r"\\\{\w+\\\}", ".+", regex)
+                patterns.append((re.compile(f"^{regex}$"), text))
+    return patterns
+
+
+def visible_texts(page):
+    return page.evaluate("""() => {
+        const out = [document.title];
+        const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+        while (walker.nextNode()) {
+            const node = walker.currentNode;
+            const parent = node.parentElement;
+            if (!parent || ['SCRIPT', 'STYLE', 'OPTION'].includes(parent.tagName)) continue;
+            const text = node.textContent.trim();
+            if (text) out.push(text);
+        }
+        for (const el of document.querySelectorAll('[aria-label],[title],[placeholder],[alt]')) {
+            for (const name of ['aria-label', 'title', 'placeholder', 'alt']) {
+                if (el.getAttribute(name)) out.push(el.getAttribute(name).trim());
+            }
+        }
+        return out;
+    }""")
+
+
+def pages_to_check(base, page):
+    """Every page an administrator can open: the GET routes, with a real id where needed."""
+    paths = ["/", "/profile", "/users"]
+    page.goto(base + "/users")
+    href = page.locator("table a[href^='/users/']").first.get_attribute("href")
+    paths.append(href)
+    return paths
+
+
+@pytest.mark.parametrize("locale", TRANSLATED_LOCALES)
+def test_every_page_is_translated(browser, server, locale):
+    sources = english_sources(locale)
+    context = browser.new_context()
+    try:
+        tab = context.new_page()
+        sign_in(tab, server)
+        tab.goto(f"{server}/?lang={locale}")
+        english = {}
+        for path in pages_to_check(server, tab) + ["/no/such/page"]:
+            tab.goto(server + path)
+            for text in visible_texts(tab):
+                for pattern, source in sources:
+                    if pattern.match(text):
+                        english.setdefault(path, set()).add(source)
+        # The sign-in page, signed out, in the same language.
+        anonymous = browser.new_context()
+        try:
+            login = anonymous.new_page()
+            login.goto(f"{server}/login?lang={locale}")
+            for text in visible_texts(login):
+                for pattern, source in sources:
+                    if pattern.match(text):
+                        english.setdefault("/login", set()).add(source)
+        finally:
+            anonymous.close()
+        tab.goto(f"{server}/?lang=en")
+    finally:
+        context.close()
+    assert not english, f"English text on {locale} pages: {english}"
