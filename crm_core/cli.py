@@ -261,17 +261,21 @@ def _find_user_or_fail(email):
     return found
 
 
+def _set_active(ctx, email, active, done):
+    from crm_core.users.services import set_active
+
+    app = app_or_exit(_state(ctx))
+    with app.app_context():
+        set_active(_find_user_or_fail(email), active)
+    click.echo(done)
+
+
 @user.command("disable")
 @click.argument("email")
 @click.pass_context
 def user_disable(ctx, email):
     """Disable a user: their sessions and API tokens end at once."""
-    from crm_core.users.services import set_active
-
-    app = app_or_exit(_state(ctx))
-    with app.app_context():
-        set_active(_find_user_or_fail(email), False)
-    click.echo(f"{email} is disabled; their sessions and tokens have ended.")
+    _set_active(ctx, email, False, f"{email} is disabled; their sessions and tokens have ended.")
 
 
 @user.command("enable")
@@ -279,12 +283,7 @@ def user_disable(ctx, email):
 @click.pass_context
 def user_enable(ctx, email):
     """Let a disabled user sign in again."""
-    from crm_core.users.services import set_active
-
-    app = app_or_exit(_state(ctx))
-    with app.app_context():
-        set_active(_find_user_or_fail(email), True)
-    click.echo(f"{email} is enabled.")
+    _set_active(ctx, email, True, f"{email} is enabled.")
 
 
 @user.command("set-password")

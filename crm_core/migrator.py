@@ -141,3 +141,38 @@ def source_for(package_label, package):
     """Import check + MigrationSource in one step, for the registry."""
     importlib.import_module(package)
     return MigrationSource(package_label, package)
+
+
+# -- helpers for migration files ---------------------------------------------------------
+# Migrations must not import today's models; these helpers are frozen instead: a
+# change to the record columns gets a new versioned helper, never an edit of this one.
+
+def record_columns_v1():
+    """The bookkeeping columns of every business record (RecordModel), as first shipped."""
+    import datetime
+
+    from peewee import IntegerField
+
+    from crm_core.db import UTCDateTimeField
+
+    def now():
+        return datetime.datetime.now(datetime.timezone.utc)
+
+    return {
+        "version": IntegerField(default=1),
+        "created_at": UTCDateTimeField(default=now, index=True),
+        "created_by_id": IntegerField(null=True),
+        "updated_at": UTCDateTimeField(default=now),
+        "updated_by_id": IntegerField(null=True),
+        "deleted_at": UTCDateTimeField(null=True, index=True),
+        "deleted_by_id": IntegerField(null=True),
+    }
+
+
+def frozen_table(db, table_name, columns, indexes=()):
+    """A throw-away model class for ``table_name`` with ``columns``, bound to ``db``."""
+    from peewee import Model
+
+    meta = type("Meta", (), {"database": db, "table_name": table_name, "indexes": tuple(indexes)})
+    return type("".join(part.title() for part in table_name.split("_")), (Model,),
+                {**columns, "Meta": meta})

@@ -298,3 +298,87 @@ def subprocess_env(**extra):
     env.update({k: str(v) for k, v in extra.items()})
     env.setdefault("PYTHONPATH", os.pathsep.join(p for p in sys.path if p))
     return env
+
+
+# -- real processes: `crm run`, `crm worker` -------------------------------------------
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_crm(args, env, cwd=None, capture=True):
+    """Start ``crm <args>`` as a child process in its own process group."""
+    import subprocess
+
+    output = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "-m", "crm_core", *args], env=env, cwd=cwd,
+                            stdout=output, stderr=subprocess.STDOUT if capture else output,
+                            text=True, start_new_session=True)
+
+
+def stop_process(process, first_signal=None, timeout=30):
+    """Stop a process group started by start_crm (politely, then not); return its output."""
+    import signal
+    import subprocess
+
+    os.killpg(process.pid, first_signal or signal.SIGTERM)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+    return output or ""
+
+
+def wait_for_http(url, timeout=60.0):
+    """Poll ``url`` until it answers (any status); False when it never did."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=5).read()
+            return True
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+class CrmServer:
+    """``crm run`` on a free port: ``base`` is its URL; ``output`` is set once it stopped."""
+
+    def __init__(self, env, workers=1, cwd=None, capture=True):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.process = start_crm(["run", "--port", str(self.port), "--workers", str(workers)],
+                                 env, cwd=cwd, capture=capture)
+        self.output = None
+
+    def __enter__(self):
+        if not wait_for_http(self.base + "/healthz"):
+            self.stop()
+            raise RuntimeError(f"crm run did not answer on {self.base}:\n{self.output}")
+        return self
+
+    def stop(self):
+        if self.output is None:
+            self.output = stop_process(self.process)
+        return self.output
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def worker_pids(self):
+        """The gunicorn workers it booted (from its log; after stop())."""
+        return {line.rsplit(" ", 1)[-1].strip("<>") for line in (self.output or "").splitlines()
+                if "Booting worker with pid" in line}

@@ -3,12 +3,8 @@ and every page in every language shows no English source text."""
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,7 +12,7 @@ from babel.messages.pofile import read_po
 
 from crm_core.i18n import TRANSLATED_LOCALES
 from crm_core.testing import (
-    create_postgres_database, drop_postgres_database, is_postgres, subprocess_env)
+    CrmServer, create_postgres_database, drop_postgres_database, is_postgres, subprocess_env)
 
 pytestmark = pytest.mark.slow
 
@@ -26,12 +22,6 @@ ADMIN_EMAIL, ADMIN_PASSWORD = "browser.admin@example.com", "a browser test pass 
 REP_EMAIL = "browser.rep@example.com"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -47,24 +37,8 @@ def server(crm_database_url, tmp_path_factory):
     subprocess.run(crm + ["user", "create", REP_EMAIL, "--name", "Lê Văn Cường", "--locale", "vi",
                           "--password-stdin"], env=env, input=ADMIN_PASSWORD + "\n", text=True,
                    check=True, capture_output=True, timeout=120)
-    port = _free_port()
-    process = subprocess.Popen(crm + ["run", "--port", str(port), "--workers", "1"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=5).read()
-            break
-        except OSError:
-            time.sleep(0.3)
-    yield base
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+    with CrmServer(env, capture=False) as running:
+        yield running.base
     if is_postgres(url):
         drop_postgres_database(url)
 

@@ -2,28 +2,19 @@
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 
-from crm_core.testing import subprocess_env
+from crm_core.testing import CrmServer, subprocess_env
 from crm_core.version import __version__
 
 
 def crm(*args, env, timeout=120, input=None, cwd=None):
     return subprocess.run([sys.executable, "-m", "crm_core", *args], env=env, capture_output=True,
                           text=True, timeout=timeout, input=input, cwd=cwd)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -108,33 +99,14 @@ def test_demo_sets_up_an_instance_that_run_can_start(tmp_path):
     scaled = crm("demo", "--scale", "1200", env=env, cwd=home)
     assert "generated sales reps: 1200." in scaled.stdout, scaled.stderr
 
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "crm_core", "run", "--port", str(port),
-                               "--workers", "2"], env=env, cwd=home, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        body, pids = None, set()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as reply:
-                    body = json.loads(reply.read())
-                    break
-            except OSError:
-                time.sleep(0.3)
+    with CrmServer(env, workers=2, cwd=home) as server:
+        with urllib.request.urlopen(server.base + "/healthz", timeout=5) as reply:
+            body = json.loads(reply.read())
         assert body == {"status": "ok", "database": "ok", "version": __version__}
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as reply:
+        with urllib.request.urlopen(server.base + "/login", timeout=5) as reply:
             assert reply.status == 200
             assert "Content-Security-Policy" in reply.headers
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            output, _ = server.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            output, _ = server.communicate()
-    assert "Booting worker with pid" in output
-    pids = {line.rsplit(" ", 1)[-1] for line in output.splitlines() if "Booting worker with pid" in line}
+    pids = server.worker_pids
     assert len(pids) == 2  # gunicorn, two worker processes: not Flask's debug server
 
 

@@ -1,6 +1,5 @@
 """Background jobs: a job queued by a web request runs in a separate `crm worker` process."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import pytest
 import redis
 
 from crm_core.app import create_app
-from crm_core.testing import api_client, base_config, subprocess_env
+from crm_core.testing import api_client, base_config, start_crm, stop_process, subprocess_env
 
 pytestmark = pytest.mark.crm_plugins("notes")
 
@@ -52,9 +51,7 @@ def test_a_job_queued_by_a_request_runs_in_the_worker_process(app_factory, queue
     env = subprocess_env(CRM_ENV="test", CRM_DATABASE_URL=app.config["CRM_DATABASE_URL"],
                          CRM_INSTANCE_PATH=app.config["CRM_INSTANCE_PATH"], CRM_PLUGINS="notes",
                          **queue_settings)
-    worker = subprocess.Popen([sys.executable, "-m", "crm_core", "worker", "--workers", "1"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              start_new_session=True)
+    worker = start_crm(["worker", "--workers", "1"], env)
     try:
         def done():
             with app.app_context():
@@ -62,12 +59,7 @@ def test_a_job_queued_by_a_request_runs_in_the_worker_process(app_factory, queue
 
         assert wait_for(done), "the worker did not run the job"
     finally:
-        os.killpg(worker.pid, signal.SIGINT)
-        try:
-            output, _ = worker.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            output, _ = worker.communicate()
+        output = stop_process(worker, signal.SIGINT)
     assert "Worker for 3 task(s): core.purge_sign_in_records, notes.add, notes.nightly_cleanup" in output
     with app.app_context():
         note = Note.get(Note.title == title)

@@ -2,20 +2,12 @@
 
 import datetime as dt
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from http.client import HTTPConnection
 
 import pytest
 
-from crm_core.testing import DEFAULT_PASSWORD, browser_login, make_user, subprocess_env
+from crm_core.testing import DEFAULT_PASSWORD, CrmServer, browser_login, make_user, subprocess_env
 from crm_core.users import throttle
 
 
@@ -89,12 +81,6 @@ def test_api_tokens_share_the_throttle(app):
     assert int(response.headers["Retry-After"]) > 0
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _token_request(port, email, password):
     """POST /api/v1/auth/token on a new connection (so gunicorn may pick either worker)."""
     conn = HTTPConnection("127.0.0.1", port, timeout=20)
@@ -113,35 +99,18 @@ def _token_request(port, email, password):
 def test_throttling_holds_across_two_gunicorn_workers(app, tmp_path):
     """Failures counted by one worker block the next try served by the other."""
     user = make_user("workers@example.com")
-    port = _free_port()
     env = subprocess_env(CRM_ENV="test", CRM_DATABASE_URL=app.config["CRM_DATABASE_URL"],
                          CRM_INSTANCE_PATH=tmp_path / "instance", CRM_PLUGINS="",
                          CRM_SECRET_KEY="a-secret-key-for-two-workers-123456")
-    server = subprocess.Popen([sys.executable, "-m", "crm_core", "run", "--port", str(port),
-                               "--workers", "2"], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read()
-                break
-            except OSError:
-                time.sleep(0.3)
+    with CrmServer(env, workers=2) as server:
+        port = server.port
         # Concurrent wrong guesses, so both workers (each one request at a time) take some.
         with ThreadPoolExecutor(max_workers=4) as pool:
             statuses = list(pool.map(lambda _: _token_request(port, user.email, "wrong wrong wrong"),
                                      range(2 * throttle.RULES[0].limit)))
         assert set(statuses) <= {401, 429} and statuses.count(401) <= throttle.RULES[0].limit
         assert _token_request(port, user.email, DEFAULT_PASSWORD) == 429
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            output, _ = server.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            output, _ = server.communicate()
-    workers = {line.rsplit(" ", 1)[-1] for line in output.splitlines() if "Booting worker with pid" in line}
+    output, workers = server.output, server.worker_pids
     assert len(workers) == 2
     pids_served = {line.rsplit("pid=", 1)[1].strip().strip("<>") for line in output.splitlines()
                    if "POST /api/v1/auth/token" in line}

@@ -1,38 +1,21 @@
 """Users: the first table every later record refers to."""
 
-import datetime
+from peewee import BooleanField, CharField
 
-from peewee import BooleanField, CharField, IntegerField, Model
-
-from crm_core.db import UTCDateTimeField
-
-
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc)
+from crm_core.migrator import frozen_table, record_columns_v1
 
 
 def up(migrator, db):
-    class User(Model):
-        version = IntegerField(default=1)
-        created_at = UTCDateTimeField(default=_now, index=True)
-        created_by_id = IntegerField(null=True)
-        updated_at = UTCDateTimeField(default=_now)
-        updated_by_id = IntegerField(null=True)
-        deleted_at = UTCDateTimeField(null=True, index=True)
-        deleted_by_id = IntegerField(null=True)
-        email = CharField(max_length=254, unique=True)
-        name = CharField(max_length=200)
-        password_hash = CharField(max_length=255, null=True)
-        locale = CharField(max_length=10, null=True)
-        timezone = CharField(max_length=64, null=True)
-        active = BooleanField(default=True)
-        is_admin = BooleanField(default=False)
-
-        class Meta:
-            database = db
-            table_name = "user"
-
-    db.create_tables([User])
+    db.create_tables([frozen_table(db, "user", {
+        **record_columns_v1(),
+        "email": CharField(max_length=254, unique=True),
+        "name": CharField(max_length=200),
+        "password_hash": CharField(max_length=255, null=True),
+        "locale": CharField(max_length=10, null=True),
+        "timezone": CharField(max_length=64, null=True),
+        "active": BooleanField(default=True),
+        "is_admin": BooleanField(default=False),
+    })])
 
 
 def down(migrator, db):
