@@ -46,6 +46,7 @@ def create_app(config=None):
 
     _collect_models(app, host)
     _collect_migrations(app, host)
+    _collect_access_objects(app, host)
     init_i18n(app, _catalog_sources(host))
     register_error_handlers(app)
     init_auth(app)
@@ -114,6 +115,24 @@ def _collect_models(app, host):
                        if table_owner(table, host.names) else ""))
             models.add(table, model, owner)
     host.registries["models"] = models
+
+
+def _collect_access_objects(app, host):
+    from crm_core.permissions import AccessEngine, AccessObject
+
+    objects = Registry("access object")
+    for owner, result in host.call_per_owner("crm_register_access_objects", app=app):
+        for obj in result or ():
+            if not isinstance(obj, AccessObject):
+                raise RegistryError(f"{owner}: {obj!r} is not a crm_core.permissions.AccessObject")
+            objects.add(obj.name, obj, owner)
+    for name, obj in objects.items():
+        for link in obj.children:
+            if link.child not in objects:
+                raise RegistryError(f"{objects.owner(name)}: access object {name!r} names a child "
+                                    f"{link.child!r} that nobody registered")
+    host.registries["access objects"] = objects
+    app.extensions["crm_access"] = AccessEngine(app, [obj for _, obj in objects.items()])
 
 
 def table_owner(table, plugin_names):

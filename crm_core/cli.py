@@ -121,6 +121,9 @@ def run_migrations(app, quiet=False):
         applied = upgrade(app.extensions["crm_db"], migration_sources(app), report)
     except MigrationError as exc:
         fail(str(exc))
+    from crm_core.org.services import ensure_builtin_roles
+
+    ensure_builtin_roles()
     if not quiet:
         if applied:
             click.echo(f"Schema upgraded: {len(applied)} migration(s) applied.")

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
     from crm_core.jobs import TaskSpec
     from crm_core.migrator import MigrationSource
+    from crm_core.permissions import AccessObject, QueryGrant, Reason
     from crm_core.web.slots import MenuItem
 
 hookspec = pluggy.HookspecMarker("crm")
@@ -149,4 +150,67 @@ def crm_app_created(app: "flask.Flask") -> None:
 
     Called once at the end of ``create_app``, after every registry is collected,
     in plugin order. Results are ignored; an exception stops the start.
+    """
+
+
+# -- access (see ACCESS_MODEL.md) ---------------------------------------------------------
+# Every access hook is collected from every plugin (never firstresult): grants are OR-ed,
+# restrictions AND-ed, field rules only narrow. A hook that raises denies and is logged.
+
+@hookspec
+def crm_register_access_objects(app: "flask.Flask") -> "list[AccessObject]":
+    """Return the kinds of record the plugin puts under the access rules
+    (``crm_core.permissions.AccessObject``: name, model, owner column, child links for
+    the implicit parent read, default object permissions of the built-in roles).
+
+    Called once while the app is created; an object name registered twice is an error.
+    """
+
+
+@hookspec
+def crm_access_grants(app: "flask.Flask", actor: Any, object: str) -> "list[QueryGrant]":
+    """Return grants in query form: ``QueryGrant(level, expression, reason)`` where
+    ``expression`` (a peewee expression on the object's model) selects the records
+    ``actor`` gets at ``level``.
+
+    Called when a list, count, sum or export of ``object`` is built for ``actor``
+    (a ``crm_core.permissions.Subject``). Grants of every plugin are OR-ed with the
+    core's. It must select exactly the records for which ``crm_access_record_grants``
+    gives the same level.
+    """
+
+
+@hookspec
+def crm_access_record_grants(app: "flask.Flask", actor: Any, object: str, record: Any) -> "list[Reason]":
+    """Return grants on one record: ``Reason(level, code, detail)`` objects.
+
+    Called when one record's level is decided or explained. The highest level wins.
+    Must agree with ``crm_access_grants``.
+    """
+
+
+@hookspec
+def crm_access_restrictions(app: "flask.Flask", actor: Any, object: str) -> "list[Any]":
+    """Return peewee expressions every visible record must satisfy (AND-ed; nothing
+    overrides them, not even View All or an administrator).
+
+    Called when a list of ``object`` is built for ``actor``. Must agree with
+    ``crm_access_record_restrictions``.
+    """
+
+
+@hookspec
+def crm_access_record_restrictions(app: "flask.Flask", actor: Any, object: str, record: Any) -> "list[str]":
+    """Return reasons why ``actor`` may not see ``record`` at all (empty: no objection).
+
+    Called when one record's level is decided; any reason makes the level NONE.
+    """
+
+
+@hookspec
+def crm_access_field_rules(app: "flask.Flask", actor: Any, object: str) -> "dict[str, int]":
+    """Return ``{field: level}`` (0 hidden, 1 read, 2 edit) for ``actor`` on ``object``.
+
+    Called when records of ``object`` are shown or written. Rules only narrow: the
+    lowest level of all plugins and the roles' field security applies.
     """

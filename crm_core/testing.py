@@ -151,6 +151,14 @@ def empty_tables(db):
                 db.execute_sql("DELETE FROM sqlite_sequence")
 
 
+def reset_database(db):
+    """Empty tables, then the reference rows every instance has (the built-in roles)."""
+    from crm_core.org.services import ensure_builtin_roles
+
+    empty_tables(db)
+    ensure_builtin_roles()
+
+
 @pytest.fixture
 def app_factory(crm_database_url, crm_plugins, _extra_plugins, tmp_path):
     """``app_factory(**config)`` builds an application on a migrated database."""
@@ -178,7 +186,8 @@ def app_factory(crm_database_url, crm_plugins, _extra_plugins, tmp_path):
         db = app.extensions["crm_db"]
         try:
             if not emptied and app.config["CRM_DATABASE_URL"] == crm_database_url:
-                empty_tables(db)
+                with app.app_context():
+                    reset_database(db)
                 emptied = True
         finally:
             db.close_all()

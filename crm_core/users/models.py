@@ -14,6 +14,10 @@ class User(RecordModel):
     timezone = peewee.CharField(max_length=64, null=True)
     active = peewee.BooleanField(default=True)
     is_admin = peewee.BooleanField(default=False)
+    # Where the user sits: their department, and a manager when it is not the head.
+    department = peewee.DeferredForeignKey("Department", null=True, backref="users",
+                                           on_delete="SET NULL")
+    manager = peewee.ForeignKeyField("self", null=True, backref="reports", on_delete="SET NULL")
 
 
 class UserSession(BaseModel):

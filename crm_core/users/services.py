@@ -108,10 +108,15 @@ def create_user(email, name, password=None, is_admin=False, locale=None, timezon
         if User.select().where(User.email == email).exists():
             raise UserError(_l("A user with this email already exists."), field="email",
                             code="duplicate")
-        return create_record(
+        user = create_record(
             User, actor_id=actor_id, email=email, name=name,
             password_hash=hash_password(password) if password is not None else None,
             is_admin=is_admin, locale=locale, timezone=timezone)
+        if is_admin:
+            from crm_core.org.services import set_roles
+
+            set_roles(user, ["administrator"])
+        return user
 
 
 def administrators():

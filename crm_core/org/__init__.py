@@ -1,0 +1,1 @@
+"""The organisation: departments, managers, teams, roles, sharing."""

@@ -1,0 +1,590 @@
+"""The access engine: who may see and change which record (see ACCESS_MODEL.md).
+
+One set of rules, three forms that must always agree:
+- ``level(user, record)``: the user's level on one record;
+- ``read_filter(user, object, level)``: a peewee expression selecting exactly the
+  records where the user has at least ``level`` (lists, counts, sums, exports...);
+- ``explain(user, record)``: the level and every reason behind it.
+
+Nothing is cached between requests: the organisation, roles, rules and shares are
+read when a request first needs them (I8).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+import peewee
+from flask import current_app, g, has_app_context
+
+from crm_core.errors import RegistryError
+
+log = logging.getLogger("crm.access")
+
+
+class Level(IntEnum):
+    NONE = 0
+    READ = 1
+    EDIT = 2
+    DELETE = 3
+    TRANSFER = 4
+    ALL = 5
+
+
+# What each operation needs.
+OPERATION_LEVEL = {"read": Level.READ, "update": Level.EDIT, "delete": Level.DELETE,
+                   "transfer": Level.TRANSFER, "share": Level.ALL}
+DEFAULT_LEVELS = {"private": Level.NONE, "read": Level.READ, "read_write": Level.EDIT}
+FIELD_HIDDEN, FIELD_READ, FIELD_EDIT = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class ChildLink:
+    """Readers of a ``child`` record whose ``field`` points here may READ this record."""
+
+    child: str
+    field: str
+
+
+@dataclass(frozen=True)
+class AccessObject:
+    """A kind of record under the access rules.
+
+    ``owner_field``: the column holding the owner's user id. ``children``: the
+    implicit parent read. ``role_defaults``: object permissions of the built-in
+    roles when an administrator has not set them, as letters: c r e d (create,
+    read, edit, delete), V (view all), M (modify all).
+    """
+
+    name: str
+    model: Any
+    label: Any = None
+    owner_field: str = "owner_id"
+    children: tuple = ()
+    role_defaults: dict = field(default_factory=lambda: {
+        "sales_manager": "cred", "sales_rep": "cred", "auditor": "rV"})
+
+    @property
+    def owner_column(self):
+        return getattr(self.model, self.owner_field)
+
+
+@dataclass(frozen=True)
+class ObjectPermissions:
+    create: bool = False
+    read: bool = False
+    edit: bool = False
+    delete: bool = False
+    view_all: bool = False
+    modify_all: bool = False
+
+
+ALL_PERMISSIONS = ObjectPermissions(True, True, True, True, True, True)
+
+
+@dataclass(frozen=True)
+class Reason:
+    level: Level
+    code: str  # owner, manager, default, sharing_rule, share, parent, plugin, view_all, ...
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class QueryGrant:
+    """A plugin's grant in query form: records matching ``expression`` at ``level``."""
+
+    level: Level
+    expression: Any
+    reason: str = ""
+
+
+# -- the organisation as the rules need it --------------------------------------------------
+
+@dataclass
+class Organisation:
+    """Departments, effective managers and teams, read once per request."""
+
+    department_parent: dict
+    department_head: dict
+    user_department: dict
+    user_manager: dict
+    user_active: dict
+    team_members: dict
+
+    @classmethod
+    def load(cls):
+        from crm_core.org.models import Department, TeamMember
+        from crm_core.users.models import User
+
+        departments = list(Department.select(Department.id, Department.parent, Department.head)
+                           .where(Department.deleted_at.is_null()).tuples())
+        users = list(User.select(User.id, User.department, User.manager, User.active)
+                     .where(User.deleted_at.is_null()).tuples())
+        members = defaultdict(set)
+        for team_id, user_id in TeamMember.select(TeamMember.team, TeamMember.user).tuples():
+            members[team_id].add(user_id)
+        return cls(
+            department_parent={d: p for d, p, _ in departments},
+            department_head={d: h for d, _, h in departments},
+            user_department={u: d for u, d, _, _ in users},
+            user_manager={u: m for u, _, m, _ in users},
+            user_active={u: a for u, _, _, a in users},
+            team_members=members,
+        )
+
+    def ancestors(self, department_id):
+        """The department and every department above it."""
+        chain, seen = [], set()
+        while department_id is not None and department_id not in seen:
+            seen.add(department_id)
+            chain.append(department_id)
+            department_id = self.department_parent.get(department_id)
+        return chain
+
+    def subtree(self, department_id):
+        return {d for d in self.department_parent if department_id in self.ancestors(d)}
+
+    def manager_of(self, user_id):
+        """The explicit manager, else the head of the department (or of the one above)."""
+        explicit = self.user_manager.get(user_id)
+        if explicit is not None:
+            return explicit
+        for department_id in self.ancestors(self.user_department.get(user_id)):
+            head = self.department_head.get(department_id)
+            if head is not None and head != user_id:
+                return head
+        return None
+
+    def subordinates(self, user_id):
+        """Everyone below ``user_id`` in the management chain (any depth)."""
+        reports = defaultdict(set)
+        for other in self.user_department:
+            manager = self.manager_of(other)
+            if manager is not None:
+                reports[manager].add(other)
+        found, todo = set(), [user_id]
+        while todo:
+            for report in reports.get(todo.pop(), ()):
+                if report not in found and report != user_id:
+                    found.add(report)
+                    todo.append(report)
+        return found
+
+    def members(self, target_type, target_id):
+        """User ids in a group."""
+        if target_type == "user":
+            return {target_id}
+        if target_type == "team":
+            return set(self.team_members.get(target_id, ()))
+        if target_type == "department":
+            return {u for u, d in self.user_department.items() if d == target_id}
+        if target_type == "department_tree":
+            tree = self.subtree(target_id)
+            return {u for u, d in self.user_department.items() if d in tree}
+        return set()
+
+
+@dataclass
+class Subject:
+    """Who asks, with everything the rules need to know about them."""
+
+    user_id: int
+    active: bool
+    is_admin: bool
+    departments: list  # own department and those above
+    teams: set
+    subordinates: set
+    role_ids: list
+    role_keys: set
+
+    def in_target(self, target_type, target_id):
+        if target_type == "user":
+            return target_id == self.user_id
+        if target_type == "team":
+            return target_id in self.teams
+        if target_type == "department":
+            return bool(self.departments) and self.departments[0] == target_id
+        if target_type == "department_tree":
+            return target_id in self.departments
+        return False
+
+
+# -- the engine -----------------------------------------------------------------------------
+
+class AccessEngine:
+    """The rules of one application (objects from the core and the plugins, hooks)."""
+
+    def __init__(self, app, objects):
+        self.app = app
+        self.objects = {}
+        for obj in objects:
+            if obj.name in self.objects:
+                raise RegistryError(f"access object {obj.name!r} is registered twice")
+            self.objects[obj.name] = obj
+        self._by_model = {obj.model: obj for obj in self.objects.values()}
+
+    # -- per-request state ---------------------------------------------------------------
+
+    def _cache(self):
+        """Per-request memo (flask.g); a fresh dict outside a request."""
+        if has_app_context():
+            cache = g.get("_crm_access")
+            if cache is None:
+                cache = g._crm_access = {}
+            return cache
+        return {}
+
+    def organisation(self):
+        cache = self._cache()
+        if "org" not in cache:
+            cache["org"] = Organisation.load()
+        return cache["org"]
+
+    def subject(self, user):
+        from crm_core.org.models import Role, UserRole
+
+        user_id = getattr(user, "id", user)
+        cache = self._cache()
+        key = ("subject", user_id)
+        if key not in cache:
+            org = self.organisation()
+            roles = list(Role.select(Role.id, Role.key).join(UserRole)
+                         .where((UserRole.user == user_id) & Role.deleted_at.is_null()).tuples())
+            role_keys = {k for _, k in roles if k}
+            cache[key] = Subject(
+                user_id=user_id,
+                active=bool(org.user_active.get(user_id, False)),
+                is_admin="administrator" in role_keys,
+                departments=org.ancestors(org.user_department.get(user_id)),
+                teams={t for t, members in org.team_members.items() if user_id in members},
+                subordinates=org.subordinates(user_id),
+                role_ids=[r for r, _ in roles],
+                role_keys=role_keys,
+            )
+        return cache[key]
+
+    def object(self, name_or_model):
+        if isinstance(name_or_model, str):
+            return self.objects[name_or_model]
+        return self._by_model[name_or_model]
+
+    # -- object permissions --------------------------------------------------------------
+
+    def object_permissions(self, user, name):
+        from crm_core.org.models import RolePermission
+
+        subject = self.subject(user)
+        if not subject.active:
+            return ObjectPermissions()
+        if subject.is_admin:
+            return ALL_PERMISSIONS
+        cache = self._cache()
+        key = ("perms", subject.user_id, name)
+        if key in cache:
+            return cache[key]
+        obj = self.objects[name]
+        rows = {row.role_id: row for row in RolePermission.select().where(
+            RolePermission.role.in_(subject.role_ids) & (RolePermission.object == name))}
+        flags = dict.fromkeys(("create", "read", "edit", "delete", "view_all", "modify_all"), False)
+        for role_id in subject.role_ids:
+            row = rows.get(role_id)
+            if row is not None:
+                granted = {"create": row.can_create, "read": row.can_read, "edit": row.can_edit,
+                           "delete": row.can_delete, "view_all": row.view_all,
+                           "modify_all": row.modify_all}
+            else:
+                granted = _letters(obj.role_defaults.get(self._role_key(role_id), ""))
+            for flag, value in granted.items():
+                flags[flag] = flags[flag] or value
+        if flags["modify_all"]:
+            flags.update(read=True, edit=True, delete=True, view_all=True)
+        if flags["view_all"]:
+            flags["read"] = True
+        cache[key] = ObjectPermissions(**flags)
+        return cache[key]
+
+    def _role_key(self, role_id):
+        from crm_core.org.models import Role
+
+        cache = self._cache()
+        if "role_keys" not in cache:
+            cache["role_keys"] = dict(Role.select(Role.id, Role.key).tuples())
+        return cache["role_keys"].get(role_id)
+
+    # -- settings read per request ---------------------------------------------------------
+
+    def default(self, name):
+        from crm_core.org.models import AccessDefault
+
+        cache = self._cache()
+        if "defaults" not in cache:
+            cache["defaults"] = {row.object: row for row in AccessDefault.select()}
+        row = cache["defaults"].get(name)
+        return (DEFAULT_LEVELS.get(row.access, Level.NONE) if row else Level.NONE,
+                row.managers_inherit if row else True)
+
+    def sharing_rules(self, name):
+        from crm_core.org.models import SharingRule
+
+        cache = self._cache()
+        key = ("rules", name)
+        if key not in cache:
+            cache[key] = list(SharingRule.select().where(
+                (SharingRule.object == name) & SharingRule.deleted_at.is_null()))
+        return cache[key]
+
+    # -- hooks ------------------------------------------------------------------------------
+
+    def _hook_results(self, hook_name, **kwargs):
+        """Every plugin's answer; a hook that raises denies (I5) and is logged."""
+        host = self.app.extensions["crm"]
+        try:
+            return host.call_in_order(hook_name, app=self.app, **kwargs), False
+        except Exception:  # a broken plugin must never open access
+            log.exception("access hook %s failed: denying", hook_name)
+            return [], True
+
+    # -- one record ---------------------------------------------------------------------------
+
+    def explain(self, user, record):
+        """(level, reasons): the level on ``record`` and every reason behind it."""
+        obj = self.object(type(record))
+        subject = self.subject(user)
+        reasons = []
+        if not subject.active:
+            return Level.NONE, [Reason(Level.NONE, "inactive")]
+        permissions = self.object_permissions(user, obj.name)
+        if not permissions.read:
+            return Level.NONE, [Reason(Level.NONE, "no_object_permission", obj.name)]
+        if getattr(record, "deleted_at", None) is not None:
+            return Level.NONE, [Reason(Level.NONE, "deleted")]
+        denials, failed = self._hook_results("crm_access_record_restrictions", actor=subject,
+                                             object=obj.name, record=record)
+        denials = [d for d in denials for d in (d if isinstance(d, (list, tuple)) else [d]) if d]
+        if failed or denials:
+            return Level.NONE, [Reason(Level.NONE, "restricted", "; ".join(map(str, denials))
+                                       or "a restriction hook failed")]
+        if subject.is_admin:
+            reasons.append(Reason(Level.ALL, "administrator"))
+        if permissions.modify_all:
+            reasons.append(Reason(Level.TRANSFER, "modify_all"))
+        elif permissions.view_all:
+            reasons.append(Reason(Level.READ, "view_all"))
+        reasons.extend(self._record_grants(subject, obj, record))
+        level = max((r.level for r in reasons), default=Level.NONE)
+        return Level(level), reasons
+
+    def level(self, user, record):
+        return self.explain(user, record)[0]
+
+    def _record_grants(self, subject, obj, record):
+        org = self.organisation()
+        owner = getattr(record, obj.owner_field)
+        default, managers_inherit = self.default(obj.name)
+        grants = []
+        if owner == subject.user_id:
+            grants.append(Reason(Level.ALL, "owner"))
+        if managers_inherit and owner in subject.subordinates:
+            grants.append(Reason(Level.ALL, "manager", str(owner)))
+        if default > Level.NONE:
+            grants.append(Reason(default, "default"))
+        for rule in self.sharing_rules(obj.name):
+            if subject.in_target(rule.target_type, rule.target_id) and _rule_matches(
+                    rule, obj, record, org):
+                grants.append(Reason(Level(rule.level), "sharing_rule", rule.name))
+        for share in self._shares_of(obj.name, record.get_id()):
+            if subject.in_target(share.target_type, share.target_id):
+                grants.append(Reason(Level(share.level), "share", f"{share.target_type} {share.target_id}"))
+        for link in obj.children:
+            child = self.objects[link.child]
+            readable = self.read_filter(subject.user_id, link.child)
+            if readable is not None and child.model.select().where(
+                    readable & (getattr(child.model, link.field) == record.get_id())).exists():
+                grants.append(Reason(Level.READ, "parent", link.child))
+        results, failed = self._hook_results("crm_access_record_grants", actor=subject,
+                                             object=obj.name, record=record)
+        if not failed:
+            for result in results:
+                for reason in (result if isinstance(result, (list, tuple)) else [result]):
+                    if isinstance(reason, Reason):
+                        grants.append(reason)
+        return grants
+
+    def _shares_of(self, name, record_id):
+        from crm_core.org.models import RecordShare
+
+        return list(RecordShare.select().where((RecordShare.object == name)
+                                               & (RecordShare.record_id == record_id)))
+
+    def can(self, user, record, operation):
+        """May ``user`` do ``operation`` (read/update/delete/transfer/share) on ``record``?"""
+        obj = self.object(type(record))
+        permissions = self.object_permissions(user, obj.name)
+        needed = {"update": permissions.edit, "delete": permissions.delete}.get(operation, True)
+        return needed and self.level(user, record) >= OPERATION_LEVEL[operation]
+
+    # -- the query form --------------------------------------------------------------------
+
+    def read_filter(self, user, name, level=Level.READ):
+        """The records of ``name`` where ``user`` has at least ``level``, as an expression;
+        None when there are none (the caller answers an empty list, never everything)."""
+        obj = self.objects[name]
+        model = obj.model
+        subject = self.subject(user)
+        if not subject.active or not self.object_permissions(user, name).read:
+            return None
+        restrictions = [model.deleted_at.is_null()] if hasattr(model, "deleted_at") else []
+        results, failed = self._hook_results("crm_access_restrictions", actor=subject, object=name)
+        if failed:
+            return None
+        restrictions.extend(expr for result in results
+                            for expr in (result if isinstance(result, (list, tuple)) else [result])
+                            if expr is not None)
+        bounded = _and(restrictions)
+        permissions = self.object_permissions(user, name)
+        if subject.is_admin or (permissions.modify_all and level <= Level.TRANSFER) or (
+                permissions.view_all and level <= Level.READ):
+            return bounded if bounded is not None else peewee.SQL("1 = 1")
+        grants = self._query_grants(subject, obj, level)
+        if grants is None:  # the default alone grants it
+            return bounded if bounded is not None else peewee.SQL("1 = 1")
+        if not grants:
+            return None
+        either = _or(grants)
+        return either if bounded is None else (bounded & either)
+
+    def _query_grants(self, subject, obj, level):
+        from crm_core.org.models import RecordShare
+
+        org = self.organisation()
+        model, owner = obj.model, obj.owner_column
+        default, managers_inherit = self.default(obj.name)
+        if default >= level:
+            return None
+        grants = [owner == subject.user_id]
+        if managers_inherit and subject.subordinates:
+            grants.append(owner.in_(sorted(subject.subordinates)))
+        for rule in self.sharing_rules(obj.name):
+            if rule.level >= level and subject.in_target(rule.target_type, rule.target_id):
+                expression = _rule_expression(rule, obj, org)
+                if expression is not None:
+                    grants.append(expression)
+        targets = [(RecordShare.target_type == "user") & (RecordShare.target_id == subject.user_id)]
+        if subject.teams:
+            targets.append((RecordShare.target_type == "team")
+                           & RecordShare.target_id.in_(sorted(subject.teams)))
+        if subject.departments:
+            targets.append((RecordShare.target_type == "department")
+                           & (RecordShare.target_id == subject.departments[0]))
+            targets.append((RecordShare.target_type == "department_tree")
+                           & RecordShare.target_id.in_(subject.departments))
+        shared = (RecordShare.select(RecordShare.record_id)
+                  .where((RecordShare.object == obj.name) & (RecordShare.level >= int(level))
+                         & _or(targets)))
+        grants.append(model.id.in_(shared))
+        if level <= Level.READ:
+            for link in obj.children:
+                child = self.objects[link.child]
+                readable = self.read_filter(subject.user_id, link.child)
+                if readable is not None:
+                    column = getattr(child.model, link.field)
+                    grants.append(model.id.in_(child.model.select(column).where(
+                        readable & column.is_null(False))))
+        results, failed = self._hook_results("crm_access_grants", actor=subject, object=obj.name)
+        if not failed:
+            for result in results:
+                for grant in (result if isinstance(result, (list, tuple)) else [result]):
+                    if isinstance(grant, QueryGrant) and grant.level >= level:
+                        grants.append(grant.expression)
+        return grants
+
+    def query(self, user, name, *fields, level=Level.READ):
+        """``SELECT`` of the records ``user`` may see (at ``level``): lists, counts, sums."""
+        model = self.objects[name].model
+        condition = self.read_filter(user, name, level)
+        return model.select(*fields).where(condition if condition is not None else peewee.SQL("1 = 0"))
+
+    # -- fields ---------------------------------------------------------------------------------
+
+    def field_levels(self, user, name):
+        """{field: hidden/read/edit} for the fields some rule mentions; others are editable.
+
+        A user's roles combine by the most permissive; plugin rules only restrict.
+        """
+        from crm_core.org.models import FieldRule
+
+        subject = self.subject(user)
+        if subject.is_admin:
+            levels = {}
+        else:
+            per_field = defaultdict(dict)
+            for rule in FieldRule.select().where(FieldRule.role.in_(subject.role_ids)
+                                                 & (FieldRule.object == name)):
+                per_field[rule.field][rule.role_id] = rule.level
+            levels = {}
+            for field_name, by_role in per_field.items():
+                # A role without a rule for this field leaves it editable.
+                levels[field_name] = max(by_role.get(r, FIELD_EDIT) for r in subject.role_ids)
+            levels = {f: lv for f, lv in levels.items() if lv < FIELD_EDIT}
+        results, failed = self._hook_results("crm_access_field_rules", actor=subject, object=name)
+        for result in results:
+            for field_name, value in (result or {}).items():
+                levels[field_name] = min(levels.get(field_name, FIELD_EDIT), int(value))
+        if failed:
+            levels["*"] = FIELD_HIDDEN
+        return levels
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+def _letters(spec):
+    return {"create": "c" in spec, "read": "r" in spec, "edit": "e" in spec, "delete": "d" in spec,
+            "view_all": "V" in spec, "modify_all": "M" in spec}
+
+
+def _and(expressions):
+    result = None
+    for expression in expressions:
+        result = expression if result is None else (result & expression)
+    return result
+
+
+def _or(expressions):
+    result = None
+    for expression in expressions:
+        result = expression if result is None else (result | expression)
+    return result
+
+
+def _rule_values(rule, column):
+    return [column.db_value(value) for value in json.loads(rule.values or "[]")]
+
+
+def _rule_expression(rule, obj, org):
+    if rule.kind == "owner":
+        members = org.members(rule.source_type, rule.source_id)
+        return obj.owner_column.in_(sorted(members)) if members else None
+    column = getattr(obj.model, rule.field, None)
+    if column is None:
+        return None
+    values = _rule_values(rule, column)
+    return column.in_(values) if values else None
+
+
+def _rule_matches(rule, obj, record, org):
+    if rule.kind == "owner":
+        return getattr(record, obj.owner_field) in org.members(rule.source_type, rule.source_id)
+    column = getattr(obj.model, rule.field, None)
+    if column is None:
+        return False
+    value = record.__data__.get(rule.field)
+    return value is not None and column.db_value(value) in _rule_values(rule, column)
+
+
+def engine(app=None):
+    return (app or current_app).extensions["crm_access"]
