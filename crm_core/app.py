@@ -57,6 +57,7 @@ def create_app(config=None):
     _collect_jinja(app, host)
     _collect_tasks(app, host)
     app.after_request(add_security_headers)
+    app.after_request(_send_request_id)
     host.call_in_order("crm_app_created", app=app)
     return app
 
@@ -236,6 +237,13 @@ def _collect_tasks(app, host):
             jobs.register(full_name, spec)
     host.registries["tasks"] = tasks
     app.extensions["crm_jobs"] = jobs
+
+
+def _send_request_id(response):
+    from crm_core.audit.services import request_id
+
+    response.headers.setdefault("X-Request-ID", request_id())
+    return response
 
 
 def host_of(app) -> PluginHost:

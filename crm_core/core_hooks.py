@@ -8,12 +8,14 @@ from crm_core.migrator import MigrationSource
 
 @hookimpl
 def crm_register_models(app):
+    from crm_core.audit.models import FieldHistory, SecurityEvent
     from crm_core.org.models import (AccessDefault, Department, FieldRule, RecordShare, Role,
                                      RolePermission, SharingRule, Team, TeamMember, UserRole)
     from crm_core.users.models import ApiToken, LoginThrottle, User, UserSession
 
     return [User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
-            RolePermission, UserRole, AccessDefault, SharingRule, RecordShare, FieldRule]
+            RolePermission, UserRole, AccessDefault, SharingRule, RecordShare, FieldRule,
+            FieldHistory, SecurityEvent]
 
 
 @hookimpl

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import peewee
 
+from crm_core.audit.services import record_changes
 from crm_core.db import BaseModel, UTCDateTimeField, check_money_pairs, database, utcnow
 from crm_core.errors import VersionConflict
 
@@ -101,6 +102,7 @@ def update_record(instance, changes, actor_id=None, expected_version=None):
         if count != 1:
             current = model.select(model.version).where(model.id == instance.id).scalar()
             raise VersionConflict(model, instance.id, expected, current)
+        record_changes(model, instance.id, changed, actor_id)
     instance.__data__.update(model.get_by_id(instance.get_id()).__data__)
     instance._dirty.clear()
     return changed

@@ -94,6 +94,8 @@ def handle_http_exception(error):
         data = getattr(error, "data", None) or {}
         headers.update(data.get("headers") or {})
     fields = translate_fields(fields)
+    if status == 403:
+        _log_denial(code)
     if status == 405 and getattr(error, "valid_methods", None):
         headers["Allow"] = ", ".join(error.valid_methods)
     if is_api_request():
@@ -107,6 +109,19 @@ def handle_http_exception(error):
     for name, value in headers.items():
         response.headers[name] = value
     return response
+
+
+def _log_denial(code):
+    """Every refusal goes to the security log (ACCESS_MODEL: every denial is audited)."""
+    from flask_login import current_user
+
+    from crm_core.audit.services import log_security
+
+    try:
+        log_security("denied", actor_id=getattr(current_user, "id", None),
+                     subject=f"{request.method} {request.path}", code=code)
+    except Exception:  # the log must never turn a 403 into a 500
+        log.exception("could not write the denial to the security log")
 
 
 def handle_field_value(error):

@@ -9,6 +9,7 @@ import json
 
 from flask_babel import lazy_gettext as _l
 
+from crm_core.audit.services import log_security
 from crm_core.db import database
 from crm_core.org.models import (TARGET_TYPES, AccessDefault, Department, RecordShare, Role,
                                  RolePermission, SharingRule, Team, TeamMember, UserRole)
@@ -73,7 +74,7 @@ def role_by_key(key):
     return Role.get(Role.key == key)
 
 
-def set_roles(user, roles):
+def set_roles(user, roles, actor_id=None):
     """Give ``user`` exactly these roles (Role objects, ids or built-in keys)."""
     ids = []
     for role in roles:
@@ -88,17 +89,20 @@ def set_roles(user, roles):
         # The flag mirrors the administrator role for the pages that only need a yes/no.
         User.update(is_admin=is_admin).where(User.id == user.id).execute()
         user.is_admin = is_admin
+        log_security("roles_changed", actor_id=actor_id, subject=user.email, roles=sorted(ids))
 
 
-def set_object_permissions(role, object_name, **flags):
+def set_object_permissions(role, object_name, actor_id=None, **flags):
     values = {f"can_{k}" if k in ("create", "read", "edit", "delete") else k: bool(v)
               for k, v in flags.items()}
     (RolePermission.insert(role=role, object=object_name, **values)
      .on_conflict(conflict_target=[RolePermission.role, RolePermission.object], update=values)
      .execute())
+    log_security("object_permissions_changed", actor_id=actor_id, subject=object_name,
+                 role=getattr(role, "id", role), **values)
 
 
-def set_default(object_name, access, managers_inherit=True):
+def set_default(object_name, access, managers_inherit=True, actor_id=None):
     if access not in DEFAULT_LEVELS:
         raise UserError(_l("Choose private, read or read-write."), field="access")
     (AccessDefault.insert(object=object_name, access=access, managers_inherit=managers_inherit)
@@ -106,6 +110,8 @@ def set_default(object_name, access, managers_inherit=True):
                   update={AccessDefault.access: access,
                           AccessDefault.managers_inherit: managers_inherit})
      .execute())
+    log_security("default_changed", actor_id=actor_id, subject=object_name, access=access,
+                 managers_inherit=managers_inherit)
 
 
 def _check_target(target_type, level):
@@ -123,6 +129,8 @@ def create_sharing_rule(object_name, name, target_type, target_id, level, source
         raise UserError(_l("Share the records of a user, a team or a department."), field="source_type")
     if kind == "criteria" and (not field or not values):
         raise UserError(_l("Name a field and at least one value."), field="field")
+    log_security("sharing_rule_created", actor_id=actor_id, subject=object_name, name=name,
+                 target=f"{target_type} {target_id}", level=int(level))
     return create_record(SharingRule, actor_id=actor_id, object=object_name, name=name, kind=kind,
                          source_type=source_type, source_id=source_id, field=field,
                          values=json.dumps([str(v) for v in values]) if values else None,
@@ -131,11 +139,16 @@ def create_sharing_rule(object_name, name, target_type, target_id, level, source
 
 def share_record(object_name, record_id, target_type, target_id, level, actor_id=None):
     _check_target(target_type, level)
+    log_security("record_shared", actor_id=actor_id, subject=f"{object_name} {record_id}",
+                 target=f"{target_type} {target_id}", level=int(level))
     return RecordShare.create(object=object_name, record_id=record_id, target_type=target_type,
                               target_id=target_id, level=int(level), created_by_id=actor_id)
 
 
 def owner_changed(object_name, record_id):
     """A new owner: manual shares made by the old one end (I12)."""
-    return RecordShare.delete().where((RecordShare.object == object_name)
-                                      & (RecordShare.record_id == record_id)).execute()
+    removed = RecordShare.delete().where((RecordShare.object == object_name)
+                                         & (RecordShare.record_id == record_id)).execute()
+    if removed:
+        log_security("shares_removed", subject=f"{object_name} {record_id}", count=removed)
+    return removed

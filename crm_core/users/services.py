@@ -13,6 +13,7 @@ import secrets
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_ngettext as _nl
 
+from crm_core.audit.services import log_security
 from crm_core.config import LOCALES
 from crm_core.db import database, utcnow
 from crm_core.records import create_record, update_record
@@ -144,14 +145,18 @@ def authenticate(email, password, address):
     """
     wait = throttle.begin_attempt(email, address)
     if wait:
+        log_security("sign_in_throttled", subject=email)
         raise SignInError("throttled", retry_after=wait)
     user = find_by_email(email)
     if user is None or not user.active or user.deleted_at is not None:
         verify_password(None, password)  # same time as a real check
+        log_security("sign_in_failed", subject=email)
         raise SignInError("invalid")
     if not verify_password(user.password_hash, password):
+        log_security("sign_in_failed", actor_id=user.id, subject=email)
         raise SignInError("invalid")
     throttle.record_success(email, address)
+    log_security("sign_in", actor_id=user.id, subject=email)
     if needs_rehash(user.password_hash):
         User.update(password_hash=hash_password(password)).where(User.id == user.id).execute()
     return user
@@ -184,8 +189,9 @@ def resolve_session(raw):
     return row.user
 
 
-def end_session(raw):
+def end_session(raw, actor_id=None):
     if raw:
+        log_security("sign_out", actor_id=actor_id)
         (UserSession.update(ended_at=utcnow())
          .where((UserSession.id == _digest(raw)) & UserSession.ended_at.is_null()).execute())
 
@@ -258,12 +264,15 @@ def reset_password(user, new, actor_id=None):
         User.update(password_hash=hash_password(new), updated_by_id=actor_id,
                     updated_at=utcnow()).where(User.id == user.id).execute()
         end_all_sessions(user)
+        log_security("password_reset", actor_id=actor_id, subject=user.email)
 
 
 def set_active(user, active, actor_id=None):
     """Enable or disable a user; disabling ends their sessions and API tokens at once."""
     with database.atomic():
         update_record(user, {"active": bool(active)}, actor_id=actor_id)
+        log_security("user_enabled" if active else "user_disabled", actor_id=actor_id,
+                     subject=user.email)
         if not active:
             end_all_sessions(user)
             (ApiToken.update(revoked_at=utcnow())

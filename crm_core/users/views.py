@@ -68,7 +68,7 @@ def login():
 
 @blueprint.post("/logout")
 def logout():
-    services.end_session(session.get(SESSION_KEY))
+    services.end_session(session.get(SESSION_KEY), actor_id=current_user.id)
     session.clear()
     flash(_("You are signed out."), "info")
     return redirect(url_for("users.login"))

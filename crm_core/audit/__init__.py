@@ -1,0 +1,1 @@
+"""Who changed what: field history of business records, and the security log."""
