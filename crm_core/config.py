@@ -160,6 +160,8 @@ SPECS = {
                     "Redis for the job queue (default: SQLite storage in the instance folder)"),
         SettingSpec("CRM_JOBS_IMMEDIATE", _bool, False,
                     "run jobs inline instead of queueing them (tests and development only)"),
+        SettingSpec("CRM_RECYCLE_RETENTION_DAYS", _positive_int, 15,
+                    "days a deleted record stays in the recycle bin before it is purged"),
         SettingSpec("CRM_DEFAULT_LOCALE", _choice(LOCALES), "en",
                     "language when nothing else decides: " + ", ".join(LOCALES)),
         SettingSpec("CRM_TIMEZONE", _timezone, "UTC", "the company's time zone"),

@@ -9,13 +9,14 @@ from crm_core.migrator import MigrationSource
 @hookimpl
 def crm_register_models(app):
     from crm_core.audit.models import FieldHistory, SecurityEvent
+    from crm_core.recycle.models import RecycleGroup, RecycleItem
     from crm_core.org.models import (AccessDefault, Department, FieldRule, RecordShare, Role,
                                      RolePermission, SharingRule, Team, TeamMember, UserRole)
     from crm_core.users.models import ApiToken, LoginThrottle, User, UserSession
 
     return [User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
             RolePermission, UserRole, AccessDefault, SharingRule, RecordShare, FieldRule,
-            FieldHistory, SecurityEvent]
+            FieldHistory, SecurityEvent, RecycleGroup, RecycleItem]
 
 
 @hookimpl
@@ -65,5 +66,8 @@ def crm_register_tasks(app):
     from crm_core.jobs import TaskSpec
     from crm_core.users.maintenance import purge_sign_in_records
 
+    from crm_core.recycle.services import purge_expired
+
     return [TaskSpec("purge_sign_in_records", purge_sign_in_records,
-                     schedule=crontab(minute="17", hour="3"))]
+                     schedule=crontab(minute="17", hour="3")),
+            TaskSpec("purge_recycle_bin", purge_expired, schedule=crontab(minute="37", hour="3"))]

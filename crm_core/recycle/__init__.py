@@ -1,0 +1,1 @@
+"""The recycle bin: deleted records with their children, restorable until purged."""
