@@ -145,6 +145,12 @@ def share_record(object_name, record_id, target_type, target_id, level, actor_id
                               target_id=target_id, level=int(level), created_by_id=actor_id)
 
 
+def unshare(share, actor_id=None):
+    log_security("record_unshared", actor_id=actor_id, subject=f"{share.object} {share.record_id}",
+                 target=f"{share.target_type} {share.target_id}")
+    share.delete_instance()
+
+
 def owner_changed(object_name, record_id):
     """A new owner: manual shares made by the old one end (I12)."""
     removed = RecordShare.delete().where((RecordShare.object == object_name)
