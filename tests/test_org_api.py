@@ -97,3 +97,24 @@ def test_explain_says_why(client, app):
     assert response.status_code == 200
     assert response.json["level"] == "all"
     assert response.json["reasons"] == [{"level": "all", "code": "owner", "detail": ""}]
+
+
+def test_users_get_department_manager_and_roles(client):
+    dept = client.post("/api/v1/departments", json={"name": "Hà Nội"}).json
+    lead = client.post("/api/v1/users", json={"email": "lead@example.com", "name": "Lead",
+                                              "password": "a long lead pass phrase"}).json
+    rep = client.post("/api/v1/users", json={"email": "rep2@example.com", "name": "Rep",
+                                             "password": "a long rep pass phrase"}).json
+    response = client.patch(f"/api/v1/users/{rep['id']}", headers={"If-Match": '"1"'},
+                            json={"department_id": dept["id"], "manager_id": lead["id"],
+                                  "roles": ["Sales rep"]})
+    assert response.status_code == 200, response.json
+    assert (response.json["department_id"], response.json["manager_id"], response.json["roles"]) == (
+        dept["id"], lead["id"], ["Sales rep"])
+    unknown = client.patch(f"/api/v1/users/{rep['id']}", headers={"If-Match": response.headers["ETag"]},
+                           json={"roles": ["Emperor"]})
+    assert unknown.status_code == 422 and "Emperor" in unknown.json["error"]["fields"]["roles"][0]
+    me = client.get("/api/v1/users/me")
+    demote = client.patch(f"/api/v1/users/{me.json['id']}", headers={"If-Match": me.headers["ETag"]},
+                          json={"roles": ["Sales rep"]})
+    assert demote.status_code == 422

@@ -29,8 +29,17 @@ class UserSchema(Schema):
     timezone = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=64))
     active = ma.fields.Boolean(dump_only=True)
     is_admin = ma.fields.Boolean(dump_only=True)
+    department_id = ma.fields.Integer(dump_only=True, allow_none=True)
+    manager_id = ma.fields.Integer(dump_only=True, allow_none=True)
+    roles = ma.fields.Method("role_names", dump_only=True)
     created_at = ma.fields.DateTime(dump_only=True)
     updated_at = ma.fields.DateTime(dump_only=True)
+
+    def role_names(self, user):
+        from crm_core.org.models import Role, UserRole
+
+        return [name for (name,) in Role.select(Role.name).join(UserRole)
+                .where(UserRole.user == user.id).order_by(Role.name).tuples()]
 
 
 class UserCreateSchema(UserSchema):
@@ -43,6 +52,9 @@ class UserPatchSchema(Schema):
     locale = ma.fields.String(allow_none=True, validate=ma.validate.OneOf(LOCALES))
     timezone = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=64))
     active = ma.fields.Boolean()
+    department_id = ma.fields.Integer(allow_none=True)
+    manager_id = ma.fields.Integer(allow_none=True)
+    roles = ma.fields.List(ma.fields.String(), metadata={"description": "role names"})
 
 
 class PasswordResetSchema(Schema):
@@ -68,6 +80,36 @@ class TokenInfoSchema(Schema):
     created_at = ma.fields.DateTime()
     last_used_at = ma.fields.DateTime(allow_none=True)
     expires_at = ma.fields.DateTime(allow_none=True)
+
+
+def _place(user, placement, version):
+    from crm_core.org.models import Department
+    from crm_core.org.services import place_user
+
+    department = placement.get("department_id", user.department_id)
+    manager = placement.get("manager_id", user.manager_id)
+    if department is not None and not Department.alive().where(Department.id == department).exists():
+        raise ApiError(422, fields={"department_id": [str(_l("No such department."))]})
+    if manager is not None and not User.select().where(User.id == manager).exists():
+        raise ApiError(422, fields={"manager_id": [str(_l("No such user."))]})
+    if user.version != version:
+        raise ApiError(412)
+    place_user(user, department, manager, actor_id=current_user.id)
+    return user.version
+
+
+def _set_role_names(user, names):
+    from crm_core.org.models import Role
+    from crm_core.org.services import set_roles
+
+    roles = list(Role.alive().where(Role.name.in_(names)))
+    unknown = sorted(set(names) - {role.name for role in roles})
+    if unknown:
+        raise ApiError(422, fields={"roles": [str(_l("No such role: %(names)s.", names=", ".join(unknown)))]})
+    if user.id == current_user.id and not any(role.key == "administrator" for role in roles):
+        raise ApiError(422, "cannot_demote_self",
+                       fields={"roles": [str(_l("You cannot take away your own administrator role."))]})
+    set_roles(user, roles, actor_id=current_user.id)
 
 
 def _user_error(problem):
@@ -173,10 +215,16 @@ class UserItem(MethodView):
     def patch(self, data, user_id):
         """Change a user: yourself (name, language, time zone) or anyone (administrators)."""
         user = _get_user(user_id)
-        if user.id != current_user.id or "active" in data:
+        if user.id != current_user.id or {"active", "department_id", "manager_id", "roles"} & set(data):
             require_admin()
         version = check_if_match(user)
+        placement = {key: data.pop(key) for key in ("department_id", "manager_id") if key in data}
+        role_names = data.pop("roles", None)
         try:
+            if placement:
+                version = _place(user, placement, version)
+            if role_names is not None:
+                _set_role_names(user, role_names)
             if "active" in data and data["active"] != user.active:
                 if not data["active"] and user.id == current_user.id:
                     raise ApiError(422, "cannot_disable_self",
