@@ -189,9 +189,10 @@ class Organisation:
         return set()
 
 
-@dataclass
+@dataclass(frozen=True)
 class Subject:
-    """Who asks, with everything the rules need to know about them."""
+    """Who asks, with everything the rules need to know about them (frozen: a hook
+    cannot change what later decisions see)."""
 
     user_id: int
     active: bool
@@ -226,7 +227,12 @@ class AccessEngine:
             if obj.name in self.objects:
                 raise RegistryError(f"access object {obj.name!r} is registered twice")
             self.objects[obj.name] = obj
-        self._by_model = {obj.model: obj for obj in self.objects.values()}
+        self._by_model = {}
+        for obj in self.objects.values():
+            if obj.model in self._by_model:
+                raise RegistryError(f"access objects {self._by_model[obj.model].name!r} and "
+                                    f"{obj.name!r} use the same model {obj.model.__name__}")
+            self._by_model[obj.model] = obj
 
     # -- per-request state ---------------------------------------------------------------
 
@@ -260,11 +266,11 @@ class AccessEngine:
                 user_id=user_id,
                 active=bool(org.user_active.get(user_id, False)),
                 is_admin="administrator" in role_keys,
-                departments=org.ancestors(org.user_department.get(user_id)),
-                teams={t for t, members in org.team_members.items() if user_id in members},
-                subordinates=org.subordinates(user_id),
-                role_ids=[r for r, _ in roles],
-                role_keys=role_keys,
+                departments=tuple(org.ancestors(org.user_department.get(user_id))),
+                teams=frozenset(t for t, members in org.team_members.items() if user_id in members),
+                subordinates=frozenset(org.subordinates(user_id)),
+                role_ids=tuple(r for r, _ in roles),
+                role_keys=frozenset(role_keys),
             )
         return cache[key]
 
@@ -341,13 +347,28 @@ class AccessEngine:
     # -- hooks ------------------------------------------------------------------------------
 
     def _hook_results(self, hook_name, **kwargs):
-        """Every plugin's answer; a hook that raises denies (I5) and is logged."""
+        """[(owner, answer items)] of every plugin, and whether any of them failed.
+
+        Each owner is called on its own, so a plugin that raises loses only its own
+        grants (and, for restrictions, denies): it is logged with its name (I5).
+        """
         host = self.app.extensions["crm"]
-        try:
-            return host.call_in_order(hook_name, app=self.app, **kwargs), False
-        except Exception:  # a broken plugin must never open access
-            log.exception("access hook %s failed: denying", hook_name)
-            return [], True
+        answers, failed = [], False
+        for owner, caller in host._owner_callers(hook_name):
+            try:
+                results = caller(app=self.app, **kwargs)
+            except Exception:  # a broken plugin must never open access
+                log.exception("access hook %s of %s failed: it grants nothing and denies", hook_name, owner)
+                failed = True
+                continue
+            for result in reversed(results):
+                answers.append((owner, result if isinstance(result, (list, tuple)) else [result]))
+        return answers, failed
+
+    @staticmethod
+    def _junk(hook_name, owner, item):
+        log.error("access hook %s of %s returned %r, which is not understood: ignored, denying",
+                  hook_name, owner, item)
 
     # -- one record ---------------------------------------------------------------------------
 
@@ -363,9 +384,17 @@ class AccessEngine:
             return Level.NONE, [Reason(Level.NONE, "no_object_permission", obj.name)]
         if getattr(record, "deleted_at", None) is not None:
             return Level.NONE, [Reason(Level.NONE, "deleted")]
-        denials, failed = self._hook_results("crm_access_record_restrictions", actor=subject,
+        answers, failed = self._hook_results("crm_access_record_restrictions", actor=subject,
                                              object=obj.name, record=record)
-        denials = [d for d in denials for d in (d if isinstance(d, (list, tuple)) else [d]) if d]
+        denials = []
+        for owner, items in answers:
+            for item in items:
+                if isinstance(item, str):
+                    if item:
+                        denials.append(item)
+                elif item not in (None, False):
+                    self._junk("crm_access_record_restrictions", owner, item)
+                    failed = True
         if failed or denials:
             return Level.NONE, [Reason(Level.NONE, "restricted", "; ".join(map(str, denials))
                                        or "a restriction hook failed")]
@@ -406,13 +435,16 @@ class AccessEngine:
             if readable is not None and child.model.select().where(
                     readable & (getattr(child.model, link.field) == record.get_id())).exists():
                 grants.append(Reason(Level.READ, "parent", link.child))
-        results, failed = self._hook_results("crm_access_record_grants", actor=subject,
-                                             object=obj.name, record=record)
-        if not failed:
-            for result in results:
-                for reason in (result if isinstance(result, (list, tuple)) else [result]):
-                    if isinstance(reason, Reason):
-                        grants.append(reason)
+        answers, _failed = self._hook_results("crm_access_record_grants", actor=subject,
+                                              object=obj.name, record=record)
+        for owner, items in answers:
+            for reason in items:
+                level = _valid_level(getattr(reason, "level", None)) if isinstance(reason, Reason) else None
+                if level is None:
+                    if reason is not None:
+                        self._junk("crm_access_record_grants", owner, reason)
+                    continue
+                grants.append(Reason(level, reason.code, reason.detail))
         return grants
 
     def _shares_of(self, name, record_id):
@@ -439,12 +471,18 @@ class AccessEngine:
         if not subject.active or not self.object_permissions(user, name).read:
             return None
         restrictions = [model.deleted_at.is_null()] if hasattr(model, "deleted_at") else []
-        results, failed = self._hook_results("crm_access_restrictions", actor=subject, object=name)
+        answers, failed = self._hook_results("crm_access_restrictions", actor=subject, object=name)
+        for owner, items in answers:
+            for expression in items:
+                if expression is None:
+                    continue
+                if not isinstance(expression, peewee.Node):
+                    self._junk("crm_access_restrictions", owner, expression)
+                    failed = True
+                    continue
+                restrictions.append(expression)
         if failed:
             return None
-        restrictions.extend(expr for result in results
-                            for expr in (result if isinstance(result, (list, tuple)) else [result])
-                            if expr is not None)
         bounded = _and(restrictions)
         permissions = self.object_permissions(user, name)
         if subject.is_admin or (permissions.modify_all and level <= Level.TRANSFER) or (
@@ -495,12 +533,17 @@ class AccessEngine:
                     column = getattr(child.model, link.field)
                     grants.append(model.id.in_(child.model.select(column).where(
                         readable & column.is_null(False))))
-        results, failed = self._hook_results("crm_access_grants", actor=subject, object=obj.name)
-        if not failed:
-            for result in results:
-                for grant in (result if isinstance(result, (list, tuple)) else [result]):
-                    if isinstance(grant, QueryGrant) and grant.level >= level:
-                        grants.append(grant.expression)
+        answers, _failed = self._hook_results("crm_access_grants", actor=subject, object=obj.name)
+        for owner, items in answers:
+            for grant in items:
+                valid = (isinstance(grant, QueryGrant) and _valid_level(grant.level) is not None
+                         and isinstance(grant.expression, peewee.Node))
+                if not valid:
+                    if grant is not None:
+                        self._junk("crm_access_grants", owner, grant)
+                    continue
+                if grant.level >= level:
+                    grants.append(grant.expression)
         return grants
 
     def query(self, user, name, *fields, level=Level.READ):
@@ -531,16 +574,35 @@ class AccessEngine:
                 # A role without a rule for this field leaves it editable.
                 levels[field_name] = max(by_role.get(r, FIELD_EDIT) for r in subject.role_ids)
             levels = {f: lv for f, lv in levels.items() if lv < FIELD_EDIT}
-        results, failed = self._hook_results("crm_access_field_rules", actor=subject, object=name)
-        for result in results:
-            for field_name, value in (result or {}).items():
-                levels[field_name] = min(levels.get(field_name, FIELD_EDIT), int(value))
+        answers, failed = self._hook_results("crm_access_field_rules", actor=subject, object=name)
+        for owner, items in answers:
+            for rules in items:
+                if rules is None:
+                    continue
+                if not isinstance(rules, dict) or not all(
+                        isinstance(k, str) and type(v) is int and FIELD_HIDDEN <= v <= FIELD_EDIT
+                        for k, v in rules.items()):
+                    self._junk("crm_access_field_rules", owner, rules)
+                    failed = True
+                    continue
+                for field_name, value in rules.items():
+                    levels[field_name] = min(levels.get(field_name, FIELD_EDIT), value)
         if failed:
-            levels["*"] = FIELD_HIDDEN
+            levels["*"] = FIELD_HIDDEN  # every field hidden: fail closed
         return levels
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+def _valid_level(value):
+    """A Level, or None for anything else (a plugin's junk)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    try:
+        return Level(value)
+    except ValueError:
+        return None
+
 
 def _letters(spec):
     return {"create": "c" in spec, "read": "r" in spec, "edit": "e" in spec, "delete": "d" in spec,

@@ -156,7 +156,8 @@ def reset_database(db):
     from crm_core.org.services import ensure_builtin_roles
 
     empty_tables(db)
-    ensure_builtin_roles()
+    if "role" in db.get_tables():  # an app built without migrating has no schema to refill
+        ensure_builtin_roles()
 
 
 @pytest.fixture
