@@ -35,10 +35,11 @@ def crm_register_blueprints(app):
 @hookimpl
 def crm_register_api_blueprints(app):
     from crm_core.api.meta import blueprint as meta
+    from crm_core.audit.api import blueprint as audit
     from crm_core.org.api import blueprint as org
     from crm_core.users.api import auth_blueprint, users_blueprint
 
-    return [meta, auth_blueprint, users_blueprint, org]
+    return [meta, auth_blueprint, users_blueprint, org, audit]
 
 
 @hookimpl
