@@ -1,0 +1,109 @@
+"""Every operation of the OpenAPI document, for every persona, answers as tests/personas.json says."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from flask import g
+
+from crm_core.org import services as org
+from crm_core.permissions import Level
+from crm_core.recycle import services as recycle
+from crm_core.records import create_record
+from crm_core.testing import DEFAULT_PASSWORD, api_client, make_user, reset_database
+from crm_core.users.services import issue_token
+
+TABLE = json.loads((Path(__file__).parent / "personas.json").read_text(encoding="utf-8"))["operations"]
+PERSONAS = ("rep_a", "manager", "rep_b", "admin", "auditor", "anonymous")
+pytestmark = pytest.mark.crm_plugins("fx")
+
+
+def build_world(with_password=False):
+    """The same small company for every case (a password hash only when a case signs in:
+    argon2 is slow on purpose)."""
+    from crm_fx.models import FxAccount
+
+    g.pop("_crm_access", None)
+    manager = make_user("manager@example.com", "Manager", password=None)
+    rep_a = make_user("rep.a@example.com", "Rep A",
+                      password=DEFAULT_PASSWORD if with_password else None)
+    rep_b = make_user("rep.b@example.com", "Rep B", password=None)
+    auditor = make_user("auditor@example.com", "Auditor", password=None)
+    admin = make_user("admin@example.com", "Admin", password=None, is_admin=True)
+    for user in (manager, rep_a, rep_b):
+        org.set_roles(user, ["sales_rep"])
+    org.set_roles(auditor, ["auditor"])
+    sales = org.create_department("Sales", head=manager)
+    other = org.create_department("Other")
+    spare = org.create_department("Spare")
+    org.place_user(manager, sales)
+    org.place_user(rep_a, sales)
+    org.place_user(rep_b, other)
+    team = org.create_team("Key accounts", [rep_a.id])
+    record = create_record(FxAccount, name="Minh An", owner_id=rep_a.id, industry="retail")
+    deleted = create_record(FxAccount, name="Deleted", owner_id=rep_a.id)
+    group = recycle.move_to_bin(deleted, actor_id=rep_a.id)
+    share = org.share_record("fx_account", record.id, "team", team.id, Level.READ, actor_id=rep_a.id)
+    rule = org.create_sharing_rule("fx_account", "Mining", "user", rep_b.id, Level.READ,
+                                   field="industry", values=["mining"])
+    _, rep_a_token = issue_token(rep_a, "laptop")
+    people = {"rep_a": rep_a, "manager": manager, "rep_b": rep_b, "admin": admin, "auditor": auditor}
+    values = {
+        "user_id": rep_a.id, "department_id": spare.id, "team_id": team.id,
+        "role_id": org.role_by_key("sales_rep").id, "object_name": "fx_account",
+        "record_id": record.id, "group_id": group.id, "rule_id": rule.id, "share_id": share.id,
+        "token_id": rep_a_token.id, "rep_a_email": rep_a.email, "rep_b_id": rep_b.id,
+        "password": DEFAULT_PASSWORD,
+    }
+    return people, values, {"user": rep_a, "department": spare}
+
+
+def fill(value, values):
+    if isinstance(value, str):
+        whole = re.fullmatch(r"\{(\w+)\}", value)
+        if whole:
+            return values[whole.group(1)]
+        return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), value)
+    if isinstance(value, dict):
+        return {k: fill(v, values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill(v, values) for v in value]
+    return value
+
+
+def documented_operations(app):
+    spec = app.test_client().get("/api/v1/openapi.json").get_json()
+    return {f"{method.upper()} {path}" for path, item in spec["paths"].items()
+            for method in item if method in ("get", "post", "put", "patch", "delete")}
+
+
+def test_the_table_covers_every_operation_and_nothing_else(app):
+    assert documented_operations(app) == set(TABLE)
+    for operation, case in TABLE.items():
+        assert set(case["expect"]) == set(PERSONAS), operation
+
+
+CASES = [pytest.param(operation, persona, id=f"{operation} as {persona}")
+         for operation in TABLE for persona in PERSONAS]
+
+
+@pytest.mark.parametrize("operation, persona", CASES)
+def test_persona(app, db, operation, persona):
+    reset_database(db)
+    people, values, lockable = build_world(with_password=operation == "POST /api/v1/auth/token")
+    case = TABLE[operation]
+    method, path = operation.split(" ", 1)
+    url = fill(path, values)
+    client = app.test_client() if persona == "anonymous" else api_client(app, people[persona])
+    headers = {}
+    if "if_match" in case:
+        headers["If-Match"] = f'"{lockable[case["if_match"]].version}"'
+    g.pop("_crm_access", None)
+    response = client.open(url, method=method, json=fill(case.get("body"), values),
+                           query_string=fill(case.get("query"), values), headers=headers)
+    expected = case["expect"][persona]
+    assert response.status_code == expected, (operation, persona, response.get_json(silent=True))
+    if expected >= 400:
+        body = response.get_json()
+        assert set(body["error"]) == {"code", "message", "fields"}
