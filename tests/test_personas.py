@@ -52,11 +52,11 @@ def build_world(with_password=False):
     values = {
         "user_id": rep_a.id, "department_id": spare.id, "team_id": team.id,
         "role_id": org.role_by_key("sales_rep").id, "object_name": "fx_account",
-        "record_id": record.id, "group_id": group.id, "rule_id": rule.id, "share_id": share.id,
+        "record_id": record.id, "account_id": record.id, "group_id": group.id, "rule_id": rule.id, "share_id": share.id,
         "token_id": rep_a_token.id, "rep_a_email": rep_a.email, "rep_b_id": rep_b.id,
         "password": DEFAULT_PASSWORD,
     }
-    return people, values, {"user": rep_a, "department": spare}
+    return people, values, {"user": rep_a, "department": spare, "record": record}
 
 
 def fill(value, values):

@@ -26,3 +26,10 @@ def crm_register_access_objects(app):
     return [AccessObject("fx_account", FxAccount, "Account",
                          children=(ChildLink("fx_contact", "account_id"),)),
             AccessObject("fx_contact", FxContact, "Contact")]
+
+
+@hookimpl
+def crm_register_api_blueprints(app):
+    from crm_fx.api import blueprint
+
+    return [blueprint]
