@@ -119,7 +119,7 @@ def _collect_models(app, host):
 
 
 def _collect_access_objects(app, host):
-    from crm_core.permissions import AccessEngine, AccessObject
+    from crm_core.permissions import AccessEngine, AccessObject, Permission
 
     objects = Registry("access object")
     for owner, result in host.call_per_owner("crm_register_access_objects", app=app):
@@ -133,7 +133,18 @@ def _collect_access_objects(app, host):
                 raise RegistryError(f"{objects.owner(name)}: access object {name!r} names a child "
                                     f"{link.child!r} that nobody registered")
     host.registries["access objects"] = objects
-    app.extensions["crm_access"] = AccessEngine(app, [obj for _, obj in objects.items()])
+    permissions = Registry("permission")
+    for owner, result in host.call_per_owner("crm_register_permissions", app=app):
+        for permission in result or ():
+            if not isinstance(permission, Permission):
+                raise RegistryError(f"{owner}: {permission!r} is not a crm_core.permissions.Permission")
+            if owner != CORE and not permission.name.startswith(owner + "."):
+                raise RegistryError(f"{owner}: permission {permission.name!r} must start with "
+                                    f"{owner + '.'!r}")
+            permissions.add(permission.name, permission, owner)
+    host.registries["permissions"] = permissions
+    app.extensions["crm_access"] = AccessEngine(app, [obj for _, obj in objects.items()],
+                                                [perm for _, perm in permissions.items()])
 
 
 def table_owner(table, plugin_names):

@@ -11,12 +11,13 @@ def crm_register_models(app):
     from crm_core.audit.models import FieldHistory, SecurityEvent
     from crm_core.recycle.models import RecycleGroup, RecycleItem
     from crm_core.org.models import (AccessDefault, Department, FieldRule, RecordShare, Role,
-                                     RolePermission, SharingRule, Team, TeamMember, UserRole)
+                                     RoleGrant, RolePermission, SharingRule, Team, TeamMember,
+                                     UserRole)
     from crm_core.users.models import ApiToken, LoginThrottle, User, UserSession
 
     return [User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
             RolePermission, UserRole, AccessDefault, SharingRule, RecordShare, FieldRule,
-            FieldHistory, SecurityEvent, RecycleGroup, RecycleItem]
+            FieldHistory, SecurityEvent, RecycleGroup, RecycleItem, RoleGrant]
 
 
 @hookimpl

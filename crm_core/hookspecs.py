@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
     from crm_core.jobs import TaskSpec
     from crm_core.migrator import MigrationSource
-    from crm_core.permissions import AccessObject, QueryGrant, Reason
+    from crm_core.permissions import AccessObject, Permission, QueryGrant, Reason
     from crm_core.web.slots import MenuItem
 
 hookspec = pluggy.HookspecMarker("crm")
@@ -164,6 +164,19 @@ def crm_register_access_objects(app: "flask.Flask") -> "list[AccessObject]":
     the implicit parent read, default object permissions of the built-in roles).
 
     Called once while the app is created; an object name registered twice is an error.
+    """
+
+
+@hookspec
+def crm_register_permissions(app: "flask.Flask") -> "list[Permission]":
+    """Return named permissions that are not about one kind of record
+    (``crm_core.permissions.Permission(name, label, roles)``), such as
+    ``territory.realign``; ``roles`` names the built-in roles that have it until an
+    administrator decides otherwise.
+
+    Called once while the app is created; a name registered twice is an error, and a
+    plugin's names must start with ``<plugin>.``. Check one with
+    ``engine().has_permission(user, name)``.
     """
 
 

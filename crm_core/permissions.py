@@ -75,6 +75,15 @@ class AccessObject:
 
 
 @dataclass(frozen=True)
+class Permission:
+    """A named permission beyond the object permissions (``territory.realign``)."""
+
+    name: str
+    label: Any = None
+    roles: tuple = ("administrator",)
+
+
+@dataclass(frozen=True)
 class ObjectPermissions:
     create: bool = False
     read: bool = False
@@ -220,8 +229,9 @@ class Subject:
 class AccessEngine:
     """The rules of one application (objects from the core and the plugins, hooks)."""
 
-    def __init__(self, app, objects):
+    def __init__(self, app, objects, permissions=()):
         self.app = app
+        self.permissions = {permission.name: permission for permission in permissions}
         self.objects = {}
         for obj in objects:
             if obj.name in self.objects:
@@ -313,6 +323,31 @@ class AccessEngine:
             flags["read"] = True
         cache[key] = ObjectPermissions(**flags)
         return cache[key]
+
+    def has_permission(self, user, name):
+        """Does any of the user's roles hold the named permission? (Administrators: all.)"""
+        from crm_core.org.models import RoleGrant
+
+        if name not in self.permissions:
+            raise KeyError(f"no permission {name!r}; registered: {', '.join(sorted(self.permissions))}")
+        subject = self.subject(user)
+        if not subject.active:
+            return False
+        if subject.is_admin:
+            return True
+        cache = self._cache()
+        key = ("grants", subject.user_id)
+        if key not in cache:
+            granted = {p for (p,) in RoleGrant.select(RoleGrant.permission)
+                       .where(RoleGrant.role.in_(subject.role_ids)).tuples()}
+            configured = {p for (p,) in RoleGrant.select(RoleGrant.permission).distinct().tuples()}
+            cache[key] = (granted, configured)
+        granted, configured = cache[key]
+        if name in granted:
+            return True
+        # Until an administrator grants it to some role, the registered defaults apply.
+        defaults = set(self.permissions[name].roles)
+        return name not in configured and bool(defaults & subject.role_keys)
 
     def _role_key(self, role_id):
         from crm_core.org.models import Role

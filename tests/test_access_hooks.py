@@ -693,3 +693,40 @@ def test_the_agreement_check_catches_forms_that_disagree(app_factory, register_p
         assert engine().level(p["rep"].id, made["blank"]) == Level.ALL
         with pytest.raises(AssertionError):
             assert_one_decision([p["rep"]])
+
+
+@pytest.mark.crm_plugins("fx")
+def test_hook_crm_register_permissions(app, client):
+    from crm_core.org.services import role_by_key, set_roles
+    from crm_core.testing import make_user
+
+    assert app.extensions["crm"].registries["permissions"].owner("fx.reassign") == "fx"
+    manager, rep = make_user("m@example.com"), make_user("r@example.com")
+    set_roles(manager, ["sales_manager"])
+    set_roles(rep, ["sales_rep"])
+    assert engine().has_permission(manager.id, "fx.reassign")  # the registered default
+    assert not engine().has_permission(rep.id, "fx.reassign")
+    rep_role = role_by_key("sales_rep")
+    response = client.put(f"/api/v1/roles/{rep_role.id}/grants", json={"permissions": ["fx.reassign"]})
+    assert response.status_code == 200
+    from flask import g
+    g.pop("_crm_access", None)
+    # Once an administrator decides, the decision replaces the defaults.
+    assert engine().has_permission(rep.id, "fx.reassign")
+    assert not engine().has_permission(manager.id, "fx.reassign")
+    bad = client.put(f"/api/v1/roles/{rep_role.id}/grants", json={"permissions": ["fx.nope"]})
+    assert bad.status_code == 422
+    with pytest.raises(KeyError, match="no permission 'fx.nope'"):
+        engine().has_permission(rep.id, "fx.nope")
+
+
+@pytest.mark.crm_plugins("fx")
+def test_a_plugin_permission_outside_its_namespace_is_refused(app_factory, register_plugin):
+    from crm_core.permissions import Permission
+
+    def crm_register_permissions(app):
+        return [Permission("fx.steal")]
+
+    register_plugin(plugin_module("grabby", crm_register_permissions))
+    with pytest.raises(RegistryError, match="grabby: permission 'fx.steal' must start with 'grabby.'"):
+        app_factory()

@@ -230,6 +230,36 @@ class RolePermissions(MethodView):
         return _role_out(role)
 
 
+class GrantsSchema(Schema):
+    permissions = ma.fields.List(ma.fields.String(), required=True)
+
+
+@blueprint.route("/roles/<int:role_id>/grants")
+class RoleGrants(MethodView):
+    @blueprint.response(200, GrantsSchema)
+    def get(self, role_id):
+        """The named permissions the role holds."""
+        from crm_core.org.models import RoleGrant
+
+        _admin()
+        role = _get(Role, role_id)
+        return {"permissions": sorted(p for (p,) in RoleGrant.select(RoleGrant.permission)
+                                      .where(RoleGrant.role == role).tuples())}
+
+    @blueprint.arguments(GrantsSchema)
+    @blueprint.response(200, GrantsSchema)
+    def put(self, data, role_id):
+        """Set exactly these named permissions for the role."""
+        actor = _admin()
+        role = _get(Role, role_id)
+        unknown = sorted(set(data["permissions"]) - set(engine().permissions))
+        if unknown:
+            raise ApiError(422, fields={"permissions": [
+                str(_l("No such permission: %(names)s.", names=", ".join(unknown)))]})
+        services.set_role_grants(role, data["permissions"], actor_id=actor)
+        return {"permissions": sorted(set(data["permissions"]))}
+
+
 # -- org-wide defaults ----------------------------------------------------------------------------
 
 class DefaultSchema(Schema):

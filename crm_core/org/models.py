@@ -109,3 +109,13 @@ class FieldRule(BaseModel):
 
     class Meta:
         indexes = ((("role", "object", "field"), True),)
+
+
+class RoleGrant(BaseModel):
+    """A named permission (registered by the core or a plugin) given to a role."""
+
+    role = peewee.ForeignKeyField(Role, backref="grants", on_delete="CASCADE")
+    permission = peewee.CharField(max_length=100)
+
+    class Meta:
+        indexes = ((("role", "permission"), True),)

@@ -102,6 +102,18 @@ def set_object_permissions(role, object_name, actor_id=None, **flags):
                  role=getattr(role, "id", role), **values)
 
 
+def set_role_grants(role, permission_names, actor_id=None):
+    """Exactly these named permissions for the role."""
+    from crm_core.org.models import RoleGrant
+
+    with database.atomic():
+        RoleGrant.delete().where(RoleGrant.role == role).execute()
+        names = sorted(set(permission_names))
+        if names:
+            RoleGrant.insert_many([{"role": role.id, "permission": n} for n in names]).execute()
+    log_security("role_grants_changed", actor_id=actor_id, subject=role.name, permissions=names)
+
+
 def set_default(object_name, access, managers_inherit=True, actor_id=None):
     if access not in DEFAULT_LEVELS:
         raise UserError(_l("Choose private, read or read-write."), field="access")

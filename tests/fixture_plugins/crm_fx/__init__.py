@@ -33,3 +33,10 @@ def crm_register_api_blueprints(app):
     from crm_fx.api import blueprint
 
     return [blueprint]
+
+
+@hookimpl
+def crm_register_permissions(app):
+    from crm_core.permissions import Permission
+
+    return [Permission("fx.reassign", "Reassign accounts in bulk", roles=("sales_manager",))]
