@@ -669,7 +669,8 @@ def _rule_expression(rule, obj, org):
     column = getattr(obj.model, rule.field, None)
     if column is None:
         return None
-    values = _rule_values(rule, column)
+    # The values as Python sees them: the query converts them to storage itself.
+    values = [column.python_value(stored) for stored in _rule_values(rule, column)]
     return column.in_(values) if values else None
 
 
