@@ -94,7 +94,7 @@ def _manage_connections(app, db):
     def _connect():
         # Per-request caches live on `g`, which belongs to the app context; a request
         # inside an already pushed context (tests, jobs) must not see the last one's.
-        for key in ("_login_user", "_flask_babel", "csrf_token"):
+        for key in ("_login_user", "_flask_babel", "csrf_token", "_crm_access", "_crm_request_id"):
             g.pop(key, None)
         bind_database(db)  # the pool connects on the first query, not before
 

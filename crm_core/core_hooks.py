@@ -27,10 +27,11 @@ def crm_register_migrations(app):
 
 @hookimpl
 def crm_register_blueprints(app):
+    from crm_core.org.views import blueprint as org
     from crm_core.users.views import blueprint as users
     from crm_core.web.views import blueprint as core
 
-    return [core, users]
+    return [core, users, org]
 
 
 @hookimpl
@@ -59,6 +60,7 @@ def crm_menu_items(app, actor):
     items = [MenuItem("core.home", _l("Dashboard"), order=0)]
     if getattr(actor, "is_admin", False):
         items.append(MenuItem("users.list", _l("Users"), order=900))
+        items.append(MenuItem("org.overview", _l("Organisation"), order=910))
     return items
 
 

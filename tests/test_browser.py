@@ -170,6 +170,22 @@ def pages_to_check(base, page):
     page.goto(base + "/users")
     href = page.locator("table a[href^='/users/']").first.get_attribute("href")
     paths.append(href)
+    paths += ["/org", "/org/departments", "/org/people", "/org/teams", "/org/roles", "/org/access",
+              "/org/explain", "/org/recycle-bin", "/org/security-log"]
+    # One department and one team (made through their forms the first time) for their own pages.
+    for listing, name, link in (("/org/departments", "Hà Nội", "ul.tree a"),
+                                ("/org/teams", "Sài Gòn", "table a[href^='/org/teams/']")):
+        page.goto(base + listing)
+        if not page.locator(link).count():
+            page.locator("#f-name").fill(name)
+            page.locator("main form button[type=submit].primary").click()
+            page.wait_for_load_state()
+            page.goto(base + listing)
+        paths.append(page.locator(link).first.get_attribute("href"))
+    for listing, link in (("/org/people", "table a[href^='/org/people/']"),
+                          ("/org/roles", "table a[href^='/org/roles/']")):
+        page.goto(base + listing)
+        paths.append(page.locator(link).first.get_attribute("href"))
     return paths
 
 

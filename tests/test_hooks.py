@@ -435,7 +435,7 @@ def test_hook_crm_menu_items(app_factory, register_plugin):
     # sorted by (order, label): the core's Dashboard (0), Territories (10), Notes (50),
     # Zones (50), the core's Users (900, administrators only)
     labels = re.findall(r'<a href="[^"]*"[^>]*>([^<]*)</a>', nav)
-    assert labels == ["Dashboard", "Territories", "Notes", "Zones", "Users"]
+    assert labels == ["Dashboard", "Territories", "Notes", "Zones", "Users", "Organisation"]
     assert seen_actors and {getattr(a, "id", None) for a in seen_actors} == {signed_in.user.id}, seen_actors
 
 

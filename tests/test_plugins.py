@@ -47,7 +47,7 @@ def test_unknown_plugin_lists_the_available_ones(app_factory):
         app_factory(CRM_PLUGINS=["notes", "territorry"])
     message = str(caught.value)
     assert "unknown plugin 'territorry' in CRM_PLUGINS" in message
-    assert "Available plugins: broken, notes, tags" in message
+    assert "Available plugins: broken, fx, notes, tags" in message
 
 
 def test_empty_list_means_core_only(app_factory):

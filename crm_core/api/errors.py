@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+import peewee
+
 from flask import current_app, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from markupsafe import escape
@@ -134,6 +136,13 @@ def handle_version_conflict(error):
     return handle_http_exception(ApiError(status))
 
 
+def handle_integrity(error):
+    """A constraint the checks before it missed: the change is refused, nothing written."""
+    log.warning("integrity error on %s %s: %s", request.method, request.path, error)
+    return handle_http_exception(ApiError(409, "integrity",
+                                          _l("This change conflicts with other data and was not saved.")))
+
+
 def handle_unexpected(error):
     log.exception("unhandled error on %s %s", request.method, request.path)
     return handle_http_exception(InternalServerError())
@@ -143,4 +152,5 @@ def register_error_handlers(app):
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(VersionConflict, handle_version_conflict)
     app.register_error_handler(FieldValueError, handle_field_value)
+    app.register_error_handler(peewee.IntegrityError, handle_integrity)
     app.register_error_handler(Exception, handle_unexpected)

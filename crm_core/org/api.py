@@ -20,6 +20,7 @@ from crm_core.records import soft_delete, update_record
 from crm_core.users.services import UserError
 from crm_core.web.auth import require_admin
 
+ID_RANGE = ma.validate.Range(min=1, max=2**63 - 1)
 blueprint = Blueprint("org_api", __name__, description="Organisation and access (administrators).")
 
 LEVEL_NAMES = {"read": Level.READ, "edit": Level.EDIT}
@@ -48,14 +49,14 @@ class DepartmentSchema(Schema):
     id = ma.fields.Integer(dump_only=True)
     version = ma.fields.Integer(dump_only=True)
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
-    parent_id = ma.fields.Integer(allow_none=True, load_default=None)
-    head_id = ma.fields.Integer(allow_none=True, load_default=None)
+    parent_id = ma.fields.Integer(allow_none=True, load_default=None, validate=ID_RANGE)
+    head_id = ma.fields.Integer(allow_none=True, load_default=None, validate=ID_RANGE)
 
 
 class DepartmentPatchSchema(Schema):
     name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
-    parent_id = ma.fields.Integer(allow_none=True)
-    head_id = ma.fields.Integer(allow_none=True)
+    parent_id = ma.fields.Integer(allow_none=True, validate=ID_RANGE)
+    head_id = ma.fields.Integer(allow_none=True, validate=ID_RANGE)
 
 
 departments_list = ListQuery("Department", sort={"id": Department.id, "name": Department.name},
@@ -129,7 +130,15 @@ class TeamSchema(Schema):
     id = ma.fields.Integer(dump_only=True)
     version = ma.fields.Integer(dump_only=True)
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
-    member_ids = ma.fields.List(ma.fields.Integer(), load_default=list)
+    member_ids = ma.fields.List(ma.fields.Integer(validate=ID_RANGE), load_default=list)
+
+
+def _check_members(member_ids):
+    from crm_core.users.models import User
+
+    known = {uid for (uid,) in User.select(User.id).where(User.id.in_(member_ids)).tuples()}
+    if set(member_ids) - known:
+        raise ApiError(422, fields={"member_ids": [str(_l("No such user."))]})
 
 
 def _team_out(team):
@@ -149,12 +158,13 @@ class Teams(MethodView):
         actor = _admin()
         if Team.select().where(Team.name == data["name"]).exists():
             raise ApiError(409, "duplicate", fields={"name": [str(_l("A team with this name already exists."))]})
+        _check_members(data["member_ids"])
         return _team_out(services.create_team(data["name"], data["member_ids"], actor_id=actor))
 
 
 class TeamPatchSchema(Schema):
     name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
-    member_ids = ma.fields.List(ma.fields.Integer())
+    member_ids = ma.fields.List(ma.fields.Integer(validate=ID_RANGE))
 
 
 @blueprint.route("/teams/<int:team_id>")
@@ -167,6 +177,7 @@ class TeamItem(MethodView):
         if "name" in data:
             update_record(team, {"name": data["name"]}, actor_id=actor)
         if "member_ids" in data:
+            _check_members(data["member_ids"])
             services.set_team_members(team, data["member_ids"])
         return _team_out(team)
 
@@ -298,11 +309,11 @@ class SharingRuleSchema(Schema):
     object = ma.fields.String(required=True)
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
     source_type = ma.fields.String(allow_none=True, load_default=None, validate=ma.validate.OneOf(TARGET_TYPES))
-    source_id = ma.fields.Integer(allow_none=True, load_default=None)
+    source_id = ma.fields.Integer(allow_none=True, load_default=None, validate=ID_RANGE)
     field = ma.fields.String(allow_none=True, load_default=None)
     values = ma.fields.List(ma.fields.String(), allow_none=True, load_default=None)
     target_type = ma.fields.String(required=True, validate=ma.validate.OneOf(TARGET_TYPES))
-    target_id = ma.fields.Integer(required=True)
+    target_id = ma.fields.Integer(required=True, validate=ID_RANGE)
     level = ma.fields.String(required=True, validate=ma.validate.OneOf(list(LEVEL_NAMES)))
 
 

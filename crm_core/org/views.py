@@ -226,15 +226,7 @@ def _fingerprint(ids):
 
 @blueprint.get("", endpoint="overview")
 def overview():
-    counts = {
-        "departments": Department.alive().count(),
-        "people": User.select().where(User.deleted_at.is_null()).count(),
-        "teams": Team.alive().count(),
-        "roles": Role.alive().count(),
-        "rules": SharingRule.alive().count(),
-        "bin": recycle.visible_groups(current_user.id).count(),
-    }
-    return render_template("crm_core/org/overview.html", counts=counts)
+    return render_template("crm_core/org/overview.html")
 
 
 # -- departments -----------------------------------------------------------------------------
