@@ -108,10 +108,10 @@ def update_record(instance, changes, actor_id=None, expected_version=None):
     return changed
 
 
-def soft_delete(instance, actor_id=None):
-    """Move a record to the recycle bin (a conditional update on its version)."""
+def soft_delete(instance, actor_id=None, now=None):
+    """Soft delete a record (a conditional update on its version)."""
     model = type(instance)
-    now = utcnow()
+    now = now or utcnow()
     count = (model.update({model.deleted_at: now, model.deleted_by_id: actor_id,
                            model.version: model.version + 1})
              .where((model.id == instance.id) & (model.version == instance.version)

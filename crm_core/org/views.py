@@ -313,9 +313,14 @@ def _department_page(department, form=None, errors=None, conflict=False, delete_
         "crm_core/org/department.html", department=department, form=form, errors=errors or {},
         conflict=conflict, delete_error=delete_error, directory=directory, children=children,
         members=members,
-        parents=sorted(((d.id, directory.department(d.id)) for d in directory.alive_departments()
-                        if d.id != department.id), key=lambda p: p[1]),
+        parents=_department_choices(directory, exclude=department.id),
     ), status
+
+
+def _department_choices(directory, exclude=None):
+    """(id, label) of every live department, by label, for a select."""
+    return sorted(((d.id, directory.department(d.id)) for d in directory.alive_departments()
+                   if d.id != exclude), key=lambda pair: pair[1])
 
 
 @blueprint.get("/departments/<int:department_id>", endpoint="department")
@@ -421,8 +426,7 @@ def _person_page(user, form=None, errors=None, conflict=False, status=200):
         saved_roles=", ".join(str(role_label(r)) for r in roles if r.id in current_roles),
         roles_before=_fingerprint(current_roles),
         head=directory.user(head) if head is not None else None,
-        departments=sorted(((d.id, directory.department(d.id)) for d in directory.alive_departments()),
-                           key=lambda p: p[1]),
+        departments=_department_choices(directory),
     ), status
 
 

@@ -14,7 +14,7 @@ from flask import current_app
 
 from crm_core.audit.services import record_changes
 from crm_core.db import database, utcnow
-from crm_core.errors import VersionConflict
+from crm_core.records import soft_delete
 from crm_core.recycle.models import RecycleGroup, RecycleItem
 
 
@@ -24,15 +24,8 @@ def _models_by_table():
 
 
 def _soft_delete(record, now, actor_id):
-    model = type(record)
-    count = (model.update({model.deleted_at: now, model.deleted_by_id: actor_id,
-                           model.version: model.version + 1})
-             .where((model.id == record.id) & (model.version == record.version)
-                    & model.deleted_at.is_null()).execute())
-    if count != 1:
-        raise VersionConflict(model, record.id, record.version)
-    record_changes(model, record.id, {"deleted_at": (None, now)}, actor_id)
-    record.deleted_at, record.deleted_by_id, record.version = now, actor_id, record.version + 1
+    soft_delete(record, actor_id, now=now)
+    record_changes(type(record), record.id, {"deleted_at": (None, now)}, actor_id)
 
 
 def move_to_bin(record, children=(), actor_id=None, label=None, owner_field="owner_id"):
