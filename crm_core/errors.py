@@ -51,3 +51,19 @@ class FieldValueError(ValueError):
     def __init__(self, field, message):
         self.field, self.message = field, message
         super().__init__(f"{field}: {message}")
+
+
+class UserError(ValueError):
+    """A refused change; ``field`` names the input it is about, ``message`` is translatable;
+    ``fields`` holds a message per input when several are wrong at once.
+
+    The API answers it as a 422 (a 409 for a name already taken or a record still in
+    use), with the messages under the inputs' names; pages show them beside the inputs.
+    """
+
+    CONFLICTS = ("duplicate", "has_children")
+
+    def __init__(self, message, field=None, code="invalid", fields=None):
+        self.message, self.field, self.code = message, field, code
+        self.fields = fields or {field or "_schema": message}
+        super().__init__(str(message))

@@ -12,8 +12,11 @@ read when a request first needs them (I8).
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import json
 import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -22,7 +25,7 @@ from typing import Any
 import peewee
 from flask import current_app, g, has_app_context
 
-from crm_core.errors import RegistryError
+from crm_core.errors import FieldValueError, RegistryError
 
 log = logging.getLogger("crm.access")
 
@@ -338,16 +341,17 @@ class AccessEngine:
         cache = self._cache()
         key = ("grants", subject.user_id)
         if key not in cache:
+            from crm_core.org.models import Role
+
+            roles = list(Role.select(Role.id, Role.key, Role.grants_set)
+                         .where(Role.id.in_(sorted(subject.role_ids))))
             granted = {p for (p,) in RoleGrant.select(RoleGrant.permission)
-                       .where(RoleGrant.role.in_(subject.role_ids)).tuples()}
-            configured = {p for (p,) in RoleGrant.select(RoleGrant.permission).distinct().tuples()}
-            cache[key] = (granted, configured)
-        granted, configured = cache[key]
-        if name in granted:
-            return True
-        # Until an administrator grants it to some role, the registered defaults apply.
-        defaults = set(self.permissions[name].roles)
-        return name not in configured and bool(defaults & subject.role_keys)
+                       .where(RoleGrant.role.in_([r.id for r in roles if r.grants_set])).tuples()}
+            # A role whose named permissions no administrator has set yet holds the
+            # defaults each permission was registered with.
+            cache[key] = (granted, {r.key for r in roles if not r.grants_set and r.key})
+        granted, undecided_keys = cache[key]
+        return name in granted or bool(set(self.permissions[name].roles) & undecided_keys)
 
     def _role_key(self, role_id):
         from crm_core.org.models import Role
@@ -658,8 +662,54 @@ def _or(expressions):
     return result
 
 
+def rule_value(column, raw):
+    """What a criteria rule's stored text ``raw`` means for ``column``, as Python sees it.
+
+    Raises ValueError (or the money field's FieldValueError) when ``raw`` cannot be a value
+    of the column; timestamps are refused: no two records share one to the microsecond.
+    """
+    from crm_core.db import MoneyField, UTCDateTimeField
+
+    text = str(raw).strip()
+    if isinstance(column, peewee.ForeignKeyField):
+        column = column.rel_field
+    if isinstance(column, (UTCDateTimeField, peewee.DateTimeField)):
+        raise ValueError("a sharing rule cannot compare timestamps")
+    if isinstance(column, peewee.BooleanField):
+        truth = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+        if text.lower() not in truth:
+            raise ValueError(raw)
+        return truth[text.lower()]
+    if isinstance(column, (MoneyField, peewee.DecimalField)):
+        value = decimal.Decimal(text)
+        if not value.is_finite():
+            raise ValueError(raw)
+        column.db_value(value)  # refuses what the column cannot hold (places, range)
+        return value
+    if isinstance(column, peewee.IntegerField):
+        if not re.fullmatch(r"[+-]?\d{1,19}", text) or abs(int(text)) >= 2**63:
+            raise ValueError(raw)
+        return int(text)
+    if isinstance(column, peewee.FloatField):
+        return float(text)
+    if isinstance(column, peewee.DateField):
+        return dt.date.fromisoformat(text)
+    if isinstance(column, peewee.CharField) and column.max_length and len(str(raw)) > column.max_length:
+        raise ValueError(raw)
+    return str(raw)
+
+
 def _rule_values(rule, column):
-    return [column.db_value(value) for value in json.loads(rule.values or "[]")]
+    """The rule's values for ``column``; one that cannot be a value of it (a rule written
+    before the field changed type) matches nothing, and is logged."""
+    values = []
+    for raw in json.loads(rule.values or "[]"):
+        try:
+            values.append(rule_value(column, raw))
+        except (ValueError, TypeError, ArithmeticError, FieldValueError):
+            log.warning("sharing rule %s: %r is not a value of %s; it matches nothing",
+                        rule.id, raw, column.name)
+    return values
 
 
 def _rule_expression(rule, obj, org):
@@ -669,8 +719,7 @@ def _rule_expression(rule, obj, org):
     column = getattr(obj.model, rule.field, None)
     if column is None:
         return None
-    # The values as Python sees them: the query converts them to storage itself.
-    values = [column.python_value(stored) for stored in _rule_values(rule, column)]
+    values = _rule_values(rule, column)
     return column.in_(values) if values else None
 
 
@@ -681,7 +730,9 @@ def _rule_matches(rule, obj, record, org):
     if column is None:
         return False
     value = record.__data__.get(rule.field)
-    return value is not None and column.db_value(value) in _rule_values(rule, column)
+    # Compared as stored, as the SQL form compares them.
+    return value is not None and column.db_value(value) in {
+        column.db_value(v) for v in _rule_values(rule, column)}
 
 
 def engine(app=None):

@@ -707,14 +707,16 @@ def test_hook_crm_register_permissions(app, client):
     assert engine().has_permission(manager.id, "fx.reassign")  # the registered default
     assert not engine().has_permission(rep.id, "fx.reassign")
     rep_role = role_by_key("sales_rep")
-    response = client.put(f"/api/v1/roles/{rep_role.id}/grants", json={"permissions": ["fx.reassign"]})
+    response = client.put(f"/api/v1/roles/{rep_role.id}/grants", json={"permissions": ["fx.reassign"]},
+                          headers={"If-Match": f'"{rep_role.version}"'})
     assert response.status_code == 200
     from flask import g
     g.pop("_crm_access", None)
-    # Once an administrator decides, the decision replaces the defaults.
+    # The decision replaces the defaults for that role; the other roles keep theirs.
     assert engine().has_permission(rep.id, "fx.reassign")
-    assert not engine().has_permission(manager.id, "fx.reassign")
-    bad = client.put(f"/api/v1/roles/{rep_role.id}/grants", json={"permissions": ["fx.nope"]})
+    assert engine().has_permission(manager.id, "fx.reassign")
+    bad = client.put(f"/api/v1/roles/{rep_role.id}/grants", json={"permissions": ["fx.nope"]},
+                     headers={"If-Match": response.headers["ETag"]})
     assert bad.status_code == 422
     with pytest.raises(KeyError, match="no permission 'fx.nope'"):
         engine().has_permission(rep.id, "fx.nope")

@@ -36,11 +36,17 @@ def test_teams_roles_defaults_and_rules(client):
     roles = client.get("/api/v1/roles").json
     assert {r["key"] for r in roles} >= {"administrator", "sales_manager", "sales_rep", "auditor"}
     rep = next(r for r in roles if r["key"] == "sales_rep")
-    updated = client.put(f"/api/v1/roles/{rep['id']}/permissions",
+    assert all(p["built_in_default"] for p in rep["permissions"])
+    updated = client.put(f"/api/v1/roles/{rep['id']}/permissions", headers={"If-Match": f'"{rep["version"]}"'},
                          json={"object": "fx_account", "read": True, "create": True})
     assert updated.status_code == 200
-    assert updated.json["permissions"][0]["read"] and not updated.json["permissions"][0]["edit"]
-    assert client.put("/api/v1/access/defaults/fx_account", json={"access": "read"}).status_code == 200
+    account = next(p for p in updated.json["permissions"] if p["object"] == "fx_account")
+    assert account["read"] and not account["edit"] and not account["built_in_default"]
+    assert updated.headers["ETag"] == f'"{rep["version"] + 1}"'
+    default = client.get("/api/v1/access/defaults/fx_account")
+    assert default.json["access"] == "private"
+    assert client.put("/api/v1/access/defaults/fx_account", json={"access": "read"},
+                      headers={"If-Match": default.headers["ETag"]}).status_code == 200
     defaults = {d["object"]: d["access"] for d in client.get("/api/v1/access/defaults").json}
     assert defaults == {"fx_account": "read", "fx_contact": "private"}
     rule = client.post("/api/v1/access/sharing-rules", json={
@@ -49,8 +55,163 @@ def test_teams_roles_defaults_and_rules(client):
     assert rule.status_code == 201 and rule.json["values"] == ["retail"]
     bad = client.post("/api/v1/access/sharing-rules", json={
         "object": "fx_account", "name": "Bad", "field": "colour", "values": ["red"],
-        "target_type": "team", "target_id": team.json["id"], "level": "edit"})
+        "target_type": "team", "target_id": 999999, "level": "edit"})
     assert bad.status_code == 422
+    assert set(bad.json["error"]["fields"]) == {"field", "target_id"}  # every problem at once
+
+
+def test_changes_to_roles_teams_and_defaults_need_the_version_they_were_made_on(client):
+    rep = next(r for r in client.get("/api/v1/roles").json if r["key"] == "sales_rep")
+    url = f"/api/v1/roles/{rep['id']}/permissions"
+    body = {"object": "fx_account", "read": True}
+    assert client.put(url, json=body).status_code == 428
+    first = client.put(url, json=body, headers={"If-Match": f'"{rep["version"]}"'})
+    assert first.status_code == 200
+    # Another administrator worked from the same page: refused, nothing written.
+    stale = client.put(url, json={**body, "edit": True}, headers={"If-Match": f'"{rep["version"]}"'})
+    assert stale.status_code == 412
+    assert not next(p for p in client.get(f"/api/v1/roles/{rep['id']}").json["permissions"]
+                    if p["object"] == "fx_account")["edit"]
+    grants = client.put(f"/api/v1/roles/{rep['id']}/grants", json={"permissions": ["fx.reassign"]},
+                        headers={"If-Match": first.headers["ETag"]})
+    assert grants.status_code == 200
+    assert client.put(f"/api/v1/roles/{rep['id']}/grants", json={"permissions": []},
+                      headers={"If-Match": first.headers["ETag"]}).status_code == 412
+
+    team = client.post("/api/v1/teams", json={"name": "North"})
+    assert client.patch(f"/api/v1/teams/{team.json['id']}", json={"member_ids": []}).status_code == 428
+    me = client.get("/api/v1/users/me").json
+    moved = client.patch(f"/api/v1/teams/{team.json['id']}", json={"member_ids": [me["id"]]},
+                         headers={"If-Match": team.headers["ETag"]})
+    assert moved.status_code == 200 and moved.json["version"] == 2  # members move the version
+    assert client.patch(f"/api/v1/teams/{team.json['id']}", json={"member_ids": []},
+                        headers={"If-Match": team.headers["ETag"]}).status_code == 412
+    assert client.get(f"/api/v1/teams/{team.json['id']}").json["member_ids"] == [me["id"]]
+
+    default = client.get("/api/v1/access/defaults/fx_contact")
+    assert client.put("/api/v1/access/defaults/fx_contact", json={"access": "read"}).status_code == 428
+    assert client.put("/api/v1/access/defaults/fx_contact", json={"access": "read"},
+                      headers={"If-Match": default.headers["ETag"]}).status_code == 200
+    assert client.put("/api/v1/access/defaults/fx_contact", json={"access": "read_write"},
+                      headers={"If-Match": default.headers["ETag"]}).status_code == 412
+    assert client.get("/api/v1/access/defaults/nothing").status_code == 404
+
+
+def test_field_rules_and_reset_to_the_built_in_defaults(app, client):
+    from flask import g
+
+    rep_role = next(r for r in client.get("/api/v1/roles").json if r["key"] == "sales_rep")
+    url = f"/api/v1/roles/{rep_role['id']}"
+    tag = f'"{rep_role["version"]}"'
+    hidden = client.put(f"{url}/field-rules", json={"object": "fx_account", "field": "industry",
+                                                     "access": "hidden"}, headers={"If-Match": tag})
+    assert hidden.status_code == 200
+    assert hidden.json == [{"object": "fx_account", "field": "industry", "access": "hidden"}]
+    unknown = client.put(f"{url}/field-rules", json={"object": "fx_account", "field": "colour",
+                                                      "access": "read"},
+                         headers={"If-Match": hidden.headers["ETag"]})
+    assert unknown.status_code == 422 and "field" in unknown.json["error"]["fields"]
+    rep = make_user("rep@example.com")
+    from crm_core.org.services import set_roles
+    set_roles(rep, ["sales_rep"])
+    g.pop("_crm_access", None)
+    assert engine().field_levels(rep.id, "fx_account") == {"industry": 0}
+    tag = client.get(url).headers["ETag"]
+    client.put(f"{url}/grants", json={"permissions": []}, headers={"If-Match": tag})
+    tag = client.get(url).headers["ETag"]
+    assert client.post(f"{url}/reset").status_code == 428
+    reset = client.post(f"{url}/reset", headers={"If-Match": tag})
+    assert reset.status_code == 200
+    assert all(p["built_in_default"] for p in reset.json["permissions"])
+    assert client.get(f"{url}/field-rules").json == []
+    g.pop("_crm_access", None)
+    assert engine().field_levels(rep.id, "fx_account") == {}
+    log = client.get("/api/v1/security-log").json["items"]
+    assert {"field_rule_changed", "role_grants_changed", "role_reset"} <= {e["kind"] for e in log}
+
+
+def test_an_administrator_can_take_a_default_permission_away_from_a_role(app, client):
+    """fx.reassign is registered for sales managers: once an administrator sets the role's
+    permissions without it, the default no longer applies to that role."""
+    from flask import g
+
+    from crm_core.org.services import role_by_key, set_role_grants, set_roles
+
+    manager = make_user("manager@example.com")
+    set_roles(manager, ["sales_manager"])
+    g.pop("_crm_access", None)
+    assert engine().has_permission(manager.id, "fx.reassign")
+    set_role_grants(role_by_key("sales_manager"), [])
+    g.pop("_crm_access", None)
+    assert not engine().has_permission(manager.id, "fx.reassign")
+
+
+@pytest.mark.parametrize("field, values", [
+    ("created_at", ["2026-01-01"]),          # a timestamp: never equal
+    ("amount", ["abc"]),                     # not a number
+    ("amount", ["1.123456"]),                # more places than money holds
+    ("currency", ["EURO-DOLLAR"]),           # longer than the column
+])
+def test_a_criteria_rule_refuses_values_its_field_cannot_hold(client, field, values):
+    from crm_core.org.models import SharingRule
+
+    me = client.get("/api/v1/users/me").json
+    response = client.post("/api/v1/access/sharing-rules", json={
+        "object": "fx_account", "name": "Odd", "field": field, "values": values,
+        "target_type": "user", "target_id": me["id"], "level": "read"})
+    assert response.status_code == 422, response.json
+    assert not SharingRule.select().exists()
+
+
+def test_a_stored_rule_value_that_no_longer_fits_matches_nothing(app, db):
+    """A rule written before its field changed type must not break the lists it touches."""
+    import json
+
+    from flask import g
+
+    from crm_core.org.models import SharingRule
+    from crm_core.org.services import create_sharing_rule, set_roles
+    from crm_core.permissions import Level
+
+    reader, owner = make_user("reader@example.com"), make_user("owner@example.com")
+    set_roles(reader, ["sales_rep"])
+    account = create_record(FxAccount, name="A", owner_id=owner.id, amount="10", currency="EUR")
+    rule = create_sharing_rule("fx_account", "Ten", "user", reader.id, Level.READ,
+                               field="amount", values=["10"])
+    SharingRule.update(values=json.dumps(["10", "ten"])).where(SharingRule.id == rule.id).execute()
+    g.pop("_crm_access", None)
+    access = engine()
+    assert access.level(reader.id, account) == Level.READ
+    assert [a.id for a in access.query(reader.id, "fx_account")] == [account.id]
+
+
+def test_deleting_a_department_moves_its_people_up_and_into_the_bin(client):
+    from crm_core.users.models import User
+
+    sales = client.post("/api/v1/departments", json={"name": "Sales"}).json
+    north = client.post("/api/v1/departments", json={"name": "North", "parent_id": sales["id"]}).json
+    person = make_user("north@example.com")
+    client.patch(f"/api/v1/users/{person.id}", headers={"If-Match": f'"{person.version}"'},
+                 json={"department_id": north["id"]})
+    assert client.delete(f"/api/v1/departments/{north['id']}", headers={"If-Match": '"7"'}).status_code == 412
+    assert client.delete(f"/api/v1/departments/{north['id']}").status_code == 204
+    assert User.get_by_id(person.id).department_id == sales["id"]
+    assert client.get(f"/api/v1/departments/{north['id']}").status_code == 404
+    bin_ = client.get("/api/v1/recycle-bin").json
+    assert [g["label"] for g in bin_] == ["North"]
+    assert client.post(f"/api/v1/recycle-bin/{bin_[0]['id']}/restore").status_code in (200, 204)
+    assert client.get(f"/api/v1/departments/{north['id']}").status_code == 200
+
+
+def test_deleting_a_sharing_rule_is_logged(client):
+    me = client.get("/api/v1/users/me").json
+    rule = client.post("/api/v1/access/sharing-rules", json={
+        "object": "fx_account", "name": "Mine", "source_type": "user", "source_id": me["id"],
+        "target_type": "user", "target_id": me["id"], "level": "read"}).json
+    assert client.delete(f"/api/v1/access/sharing-rules/{rule['id']}").status_code == 204
+    assert client.get("/api/v1/access/sharing-rules").json == []
+    kinds = [e["kind"] for e in client.get("/api/v1/security-log").json["items"]]
+    assert "sharing_rule_deleted" in kinds
 
 
 def test_only_administrators_manage_the_organisation(app):

@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 
 from crm_core.audit.models import SecurityEvent
 from crm_core.org import services
-from crm_core.org.models import (AccessDefault, Department, Role, RolePermission, SharingRule, Team,
-                                 TeamMember, UserRole)
+from crm_core.org.models import (AccessDefault, Department, FieldRule, Role, RoleGrant, RolePermission,
+                                 SharingRule, Team, TeamMember, UserRole)
 from crm_core.permissions import Level, engine
 from crm_core.records import create_record, update_record
 from crm_core.recycle.models import RecycleGroup
@@ -93,7 +93,7 @@ def test_every_page_renders_for_an_administrator(app, browser):
     role = Role.get(Role.key == "sales_rep")
     user = User.get(User.email == "admin@example.com")
     for path in PAGES + [f"/org/departments/{department.id}", f"/org/people/{user.id}",
-                         f"/org/teams/{team.id}", f"/org/roles/{role.id}"]:
+                         f"/org/teams/{team.id}", f"/org/roles/{role.id}", f"/org/roles/{role.id}/fields"]:
         response = browser.get(path)
         assert response.status_code == 200, path
         html = response.get_data(as_text=True)
@@ -106,6 +106,7 @@ def test_every_input_has_a_label(app, browser):
     role = Role.get(Role.key == "sales_manager")
     services.create_team("Key accounts")
     for path in PAGES + [f"/org/departments/{department.id}", f"/org/roles/{role.id}",
+                         f"/org/roles/{role.id}/fields",
                          f"/org/people/{User.get(User.email == 'admin@example.com').id}"]:
         html = browser.get(path).get_data(as_text=True)
         labelled = set(re.findall(r'<label[^>]* for="([^"]+)"', html))
@@ -130,7 +131,7 @@ def test_a_rep_gets_403_everywhere(app, rep, admin):
     group = move_to_bin(create_record(FxAccount, name="Gone", owner_id=rep.id), actor_id=rep.id)
     browser = signed_in(app, rep)
     for path in PAGES + [f"/org/departments/{department.id}", f"/org/people/{rep.id}",
-                         f"/org/teams/{team.id}", f"/org/roles/{role.id}",
+                         f"/org/teams/{team.id}", f"/org/roles/{role.id}", f"/org/roles/{role.id}/fields",
                          f"/org/explain?user_id={rep.id}&object=fx_account&record_id=1"]:
         assert browser.get(path).status_code == 403, path
     token = csrf_token_from(browser.get("/profile").get_data(as_text=True))
@@ -142,6 +143,9 @@ def test_a_rep_gets_403_everywhere(app, rep, admin):
              ("/org/teams", {"name": "Mine"}), (f"/org/teams/{team.id}", {"name": "Y", "version": "1"}),
              ("/org/roles", {"name": "Boss"}),
              (f"/org/roles/{role.id}", {"object": "fx_account", "perm-fx_account": "modify_all"}),
+             (f"/org/roles/{role.id}/grants", {"grants": "fx.reassign", "version": "1"}),
+             (f"/org/roles/{role.id}/fields", {"field-fx_account.industry": "hidden", "version": "1"}),
+             (f"/org/roles/{role.id}/reset", {"version": "1"}),
              ("/org/access/defaults", {"object": "fx_account", "access-fx_account": "read_write"}),
              ("/org/access/rules", {"object": "fx_account", "name": "Mine"}),
              (f"/org/access/rules/{rule.id}/delete", {"version": "1"}),
@@ -150,6 +154,7 @@ def test_a_rep_gets_403_everywhere(app, rep, admin):
         assert browser.post(path, data={**data, "csrf_token": token}).status_code == 403, path
     assert Department.alive().count() == 1 and not Team.select().where(Team.name == "Mine").exists()
     assert not RolePermission.select().exists() and not AccessDefault.select().exists()
+    assert not FieldRule.select().exists() and not RoleGrant.select().exists()
     assert SharingRule.alive().count() == 1 and RecycleGroup.select().count() == 1
     assert not User.get_by_id(rep.id).is_admin
 
@@ -273,6 +278,19 @@ def test_delete_a_leaf_but_not_a_department_with_children(app, browser):
     assert browser.get(f"/org/departments/{north.id}").status_code == 404
 
 
+def test_deleting_a_department_moves_its_people_up_and_keeps_it_in_the_bin(app, browser, rep):
+    sales = services.create_department("Sales")
+    north = services.create_department("North", parent=sales.id)
+    services.place_user(User.get_by_id(rep.id), north.id)
+    html, token = form_of(browser, f"/org/departments/{north.id}")
+    deleted = browser.post(f"/org/departments/{north.id}/delete",
+                           data={"version": hidden(html, "version"), "csrf_token": token})
+    assert deleted.status_code == 302
+    assert User.get_by_id(rep.id).department_id == sales.id
+    assert RecycleGroup.get().label == "North"
+    assert SecurityEvent.select().where(SecurityEvent.kind == "department_deleted").exists()
+
+
 # -- people -----------------------------------------------------------------------------------
 
 def test_people_lists_department_manager_and_roles(app, browser, rep):
@@ -293,7 +311,7 @@ def test_place_a_person_and_give_roles(app, browser, rep):
     saved = browser.post(f"/org/people/{rep.id}", data={
         "department_id": str(sales.id), "manager_id": str(boss.id),
         "roles": [str(manager_role.id), str(rep_role.id)], "version": hidden(html, "version"),
-        "roles_before": hidden(html, "roles_before"), "csrf_token": token})
+        "csrf_token": token})
     assert saved.status_code == 302
     stored = User.get_by_id(rep.id)
     assert (stored.department_id, stored.manager_id) == (sales.id, boss.id)
@@ -303,7 +321,7 @@ def test_place_a_person_and_give_roles(app, browser, rep):
     html, token = form_of(browser, f"/org/people/{rep.id}")
     browser.post(f"/org/people/{rep.id}", data={
         "department_id": str(sales.id), "manager_id": "", "roles": [str(rep_role.id)],
-        "version": hidden(html, "version"), "roles_before": hidden(html, "roles_before"), "csrf_token": token})
+        "version": hidden(html, "version"), "csrf_token": token})
     stored = User.get_by_id(rep.id)
     assert stored.manager_id is None and stored.department_id == sales.id
     assert [r for (r,) in UserRole.select(UserRole.role).where(UserRole.user == rep.id).tuples()] == [rep_role.id]
@@ -311,7 +329,7 @@ def test_place_a_person_and_give_roles(app, browser, rep):
 
 def test_placing_a_person_refuses_bad_input(app, browser, rep, admin):
     html, token = form_of(browser, f"/org/people/{rep.id}")
-    base = {"version": hidden(html, "version"), "roles_before": hidden(html, "roles_before"),
+    base = {"version": hidden(html, "version"),
             "csrf_token": token, "department_id": "", "manager_id": ""}
     own = browser.post(f"/org/people/{rep.id}", data={**base, "manager_id": str(rep.id)})
     assert own.status_code == 422 and "A user cannot be their own manager." in text(own)
@@ -323,7 +341,7 @@ def test_placing_a_person_refuses_bad_input(app, browser, rep, admin):
     # an administrator cannot take away their own administrator role
     html, token = form_of(browser, f"/org/people/{admin.id}")
     demote = browser.post(f"/org/people/{admin.id}", data={
-        "version": hidden(html, "version"), "roles_before": hidden(html, "roles_before"),
+        "version": hidden(html, "version"),
         "csrf_token": token, "roles": [str(Role.get(Role.key == "sales_rep").id)]})
     assert demote.status_code == 422
     assert "You cannot take away your own administrator role." in text(demote)
@@ -337,7 +355,7 @@ def test_a_stale_person_form_is_a_409_that_keeps_the_input(app, browser, rep):
     services.place_user(User.get_by_id(rep.id), north.id, None)  # someone else, meanwhile
     response = browser.post(f"/org/people/{rep.id}", data={
         "department_id": str(sales.id), "manager_id": "", "roles": [],
-        "version": hidden(html, "version"), "roles_before": hidden(html, "roles_before"), "csrf_token": token})
+        "version": hidden(html, "version"), "csrf_token": token})
     assert response.status_code == 409
     page = response.get_data(as_text=True)
     assert re.search(rf'<option value="{sales.id}" selected>', page)  # my choice is kept
@@ -347,7 +365,7 @@ def test_a_stale_person_form_is_a_409_that_keeps_the_input(app, browser, rep):
     services.set_roles(User.get_by_id(rep.id), ["sales_manager"])
     response = browser.post(f"/org/people/{rep.id}", data={
         "department_id": str(north.id), "manager_id": "", "roles": [],
-        "version": hidden(html, "version"), "roles_before": hidden(html, "roles_before"), "csrf_token": token})
+        "version": hidden(html, "version"), "csrf_token": token})
     assert response.status_code == 409
     assert [r.key for r in Role.select().join(UserRole).where(UserRole.user == rep.id)] == ["sales_manager"]
 
@@ -365,7 +383,7 @@ def test_create_a_team_and_change_its_members(app, browser, rep, admin):
     html, token = form_of(browser, f"/org/teams/{team.id}")
     saved = browser.post(f"/org/teams/{team.id}", data={
         "name": "Key accounts", "members": [str(admin.id)], "version": hidden(html, "version"),
-        "members_before": hidden(html, "members_before"), "csrf_token": token})
+        "csrf_token": token})
     assert saved.status_code == 302
     assert [u for (u,) in TeamMember.select(TeamMember.user).where(TeamMember.team == team).tuples()] == [admin.id]
 
@@ -384,7 +402,7 @@ def test_teams_refuse_bad_input_and_stale_forms(app, browser, rep):
     services.set_team_members(team, [rep.id])  # someone else, meanwhile
     stale = browser.post(f"/org/teams/{team.id}", data={
         "name": "Farmers", "members": [], "version": hidden(html, "version"),
-        "members_before": hidden(html, "members_before"), "csrf_token": token})
+        "csrf_token": token})
     assert stale.status_code == 409 and 'value="Farmers"' in stale.get_data(as_text=True)
     assert Team.get_by_id(team.id).name == "Hunters"
     assert TeamMember.select().where(TeamMember.team == team).count() == 1
@@ -419,7 +437,7 @@ def test_set_object_permissions_of_a_role(app, browser, rep):
     saved = browser.post(f"/org/roles/{role.id}", data={
         "object": ["fx_account", "fx_contact"], "perm-fx_account": ["read", "create"],
         "perm-fx_contact": ["create", "read", "edit", "delete"],  # = the built-in default
-        "state": hidden(html, "state"), "csrf_token": token})
+        "version": hidden(html, "version"), "csrf_token": token})
     assert saved.status_code == 302
     row = RolePermission.get((RolePermission.role == role) & (RolePermission.object == "fx_account"))
     assert (row.can_create, row.can_read, row.can_edit, row.can_delete, row.view_all, row.modify_all) == (
@@ -438,13 +456,13 @@ def test_role_permissions_refuse_unknown_objects_and_stale_forms(app, browser):
     html, token = form_of(browser, f"/org/roles/{role.id}")
     unknown = browser.post(f"/org/roles/{role.id}", data={
         "object": ["fx_account", "spaceship"], "perm-fx_account": ["read", "view_all"],
-        "state": hidden(html, "state"), "csrf_token": token})
+        "version": hidden(html, "version"), "csrf_token": token})
     assert unknown.status_code == 422 and "No such kind of record." in text(unknown)
     kept = set(re.findall(r'id="p-fx_account-(\w+)"[^>]* checked', unknown.get_data(as_text=True)))
     assert kept == {"read", "view_all"}
     services.set_object_permissions(role, "fx_account", read=True)  # someone else, meanwhile
     stale = browser.post(f"/org/roles/{role.id}", data={
-        "object": ["fx_account"], "perm-fx_account": ["modify_all"], "state": hidden(html, "state"),
+        "object": ["fx_account"], "perm-fx_account": ["modify_all"], "version": hidden(html, "version"),
         "csrf_token": token})
     assert stale.status_code == 409
     assert set(re.findall(r'id="p-fx_account-(\w+)"[^>]* checked', stale.get_data(as_text=True))) == {"modify_all"}
@@ -452,6 +470,58 @@ def test_role_permissions_refuse_unknown_objects_and_stale_forms(app, browser):
 
 
 # -- defaults and sharing rules ------------------------------------------------------------------------
+
+def test_grant_named_permissions_on_the_role_page(app, browser, rep):
+    role = Role.get(Role.key == "sales_rep")
+    html, token = form_of(browser, f"/org/roles/{role.id}")
+    assert 'name="grants"' in html and "Not set by an administrator yet" in unescape(html)
+    saved = browser.post(f"/org/roles/{role.id}/grants", data={
+        "grants": ["fx.reassign"], "version": hidden(html, "version"), "csrf_token": token})
+    assert saved.status_code == 302
+    fresh()
+    assert engine().has_permission(rep.id, "fx.reassign")
+    stale = browser.post(f"/org/roles/{role.id}/grants", data={
+        "grants": [], "version": hidden(html, "version"), "csrf_token": token})
+    assert stale.status_code == 409 and 'value="fx.reassign"' in stale.get_data(as_text=True)
+    html, token = form_of(browser, f"/org/roles/{role.id}")
+    unknown = browser.post(f"/org/roles/{role.id}/grants", data={
+        "grants": ["fx.launch_rockets"], "version": hidden(html, "version"), "csrf_token": token})
+    assert unknown.status_code == 422 and "No such permission: fx.launch_rockets." in text(unknown)
+    fresh()
+    assert engine().has_permission(rep.id, "fx.reassign")
+
+
+def test_field_security_page_hides_and_protects_fields(app, browser, rep):
+    role = Role.get(Role.key == "sales_rep")
+    html, token = form_of(browser, f"/org/roles/{role.id}/fields")
+    assert re.search(r'name="field-fx_account.industry" value="edit"[^>]* checked', html)
+    saved = browser.post(f"/org/roles/{role.id}/fields", data={
+        "field-fx_account.industry": "hidden", "field-fx_account.amount": "read",
+        "field-fx_account.name": "edit", "version": hidden(html, "version"), "csrf_token": token})
+    assert saved.status_code == 302
+    fresh()
+    assert engine().field_levels(rep.id, "fx_account") == {"industry": 0, "amount": 1}
+    page = browser.get(f"/org/roles/{role.id}/fields").get_data(as_text=True)
+    assert re.search(r'name="field-fx_account.industry" value="hidden"[^>]* checked', page)
+    stale = browser.post(f"/org/roles/{role.id}/fields", data={
+        "field-fx_account.industry": "edit", "version": hidden(html, "version"), "csrf_token": token})
+    assert stale.status_code == 409
+    assert re.search(r'name="field-fx_account.industry" value="edit"[^>]* checked', stale.get_data(as_text=True))
+    html, token = form_of(browser, f"/org/roles/{role.id}/fields")
+    bad = browser.post(f"/org/roles/{role.id}/fields", data={
+        "field-fx_account.colour": "hidden", "version": hidden(html, "version"), "csrf_token": token})
+    assert bad.status_code == 422 and "No such field." in text(bad)
+    fresh()
+    assert engine().field_levels(rep.id, "fx_account") == {"industry": 0, "amount": 1}
+    # Reset brings the built-in defaults back: no field rules, no stored permissions.
+    html, token = form_of(browser, f"/org/roles/{role.id}")
+    reset = browser.post(f"/org/roles/{role.id}/reset", data={"version": hidden(html, "version"),
+                                                              "csrf_token": token})
+    assert reset.status_code == 302
+    fresh()
+    assert engine().field_levels(rep.id, "fx_account") == {}
+    assert "Reset to the built-in defaults" not in browser.get(f"/org/roles/{role.id}").get_data(as_text=True)
+
 
 def test_set_organisation_wide_defaults(app, browser):
     html, token = form_of(browser, "/org/access")

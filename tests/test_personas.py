@@ -56,7 +56,9 @@ def build_world(with_password=False):
         "token_id": rep_a_token.id, "rep_a_email": rep_a.email, "rep_b_id": rep_b.id,
         "password": DEFAULT_PASSWORD,
     }
-    return people, values, {"user": rep_a, "department": spare, "record": record}
+    lockable = {"user": rep_a, "department": spare, "record": record, "team": team,
+                "role": org.role_by_key("sales_rep"), "default": org.default_of("fx_account")}
+    return people, values, lockable
 
 
 def fill(value, values):

@@ -13,7 +13,7 @@ from markupsafe import escape
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from crm_core.api.messages import translate_fields
-from crm_core.errors import FieldValueError, VersionConflict
+from crm_core.errors import FieldValueError, UserError, VersionConflict
 
 log = logging.getLogger("crm.http")
 
@@ -131,6 +131,13 @@ def handle_field_value(error):
     return handle_http_exception(ApiError(422, fields={error.field: [str(error.message)]}))
 
 
+def handle_user_error(error):
+    """A change a service refused: every input's message, in the caller's language."""
+    status = 409 if error.code in UserError.CONFLICTS else 422
+    return handle_http_exception(ApiError(status, None if error.code == "invalid" else error.code,
+                                          fields={f: [str(m)] for f, m in error.fields.items()}))
+
+
 def handle_version_conflict(error):
     status = 412 if is_api_request() else 409
     return handle_http_exception(ApiError(status))
@@ -152,5 +159,6 @@ def register_error_handlers(app):
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(VersionConflict, handle_version_conflict)
     app.register_error_handler(FieldValueError, handle_field_value)
+    app.register_error_handler(UserError, handle_user_error)
     app.register_error_handler(peewee.IntegrityError, handle_integrity)
     app.register_error_handler(Exception, handle_unexpected)

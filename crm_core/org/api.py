@@ -1,38 +1,41 @@
-"""API for administrators: departments, teams, roles, object permissions, org-wide
-defaults, sharing rules, record shares, and why a user can see a record."""
+"""API for administrators: departments, teams, roles (object permissions, named
+permissions, field security), org-wide defaults, sharing rules, record shares, and why a
+user can see a record.
+
+Views parse and answer; ``crm_core.org.services`` decides (a refusal there is a 422, or
+a 409 for a name already taken). Every change of a role, a team, a department or a
+default names the version it was made on (``If-Match``): 428 without it, 412 when
+someone changed it meanwhile, and nothing is written.
+"""
 
 from __future__ import annotations
 
 import json
 
 import marshmallow as ma
-from flask_babel import lazy_gettext as _l
-from flask import jsonify
+from flask import jsonify, request
 from flask.views import MethodView
 from flask_login import current_user
 
 from crm_core.api import ApiError, Blueprint, ListQuery, Schema, check_if_match, page_schema, with_etag
 from crm_core.org import services
-from crm_core.org.models import (TARGET_TYPES, AccessDefault, Department, RecordShare, Role,
-                                 RolePermission, SharingRule, Team, TeamMember)
+from crm_core.org.models import TARGET_TYPES, Department, RecordShare, Role, SharingRule, Team
 from crm_core.permissions import DEFAULT_LEVELS, Level, engine
-from crm_core.records import soft_delete, update_record
-from crm_core.users.services import UserError
 from crm_core.web.auth import require_admin
 
 ID_RANGE = ma.validate.Range(min=1, max=2**63 - 1)
 blueprint = Blueprint("org_api", __name__, description="Organisation and access (administrators).")
 
 LEVEL_NAMES = {"read": Level.READ, "edit": Level.EDIT}
+IF_MATCH = {"parameters": [{"in": "header", "name": "If-Match", "required": True,
+                            "schema": {"type": "string"}}]}
+IF_MATCH_OPTIONAL = {"parameters": [{"in": "header", "name": "If-Match", "required": False,
+                                     "schema": {"type": "string"}}]}
 
 
 def _admin():
     require_admin()
     return current_user.id
-
-
-def _user_error(problem):
-    return ApiError(422, problem.code, fields={problem.field or "_schema": [str(problem.message)]})
 
 
 def _get(model, record_id):
@@ -41,6 +44,17 @@ def _get(model, record_id):
     if record is None:
         raise ApiError(404)
     return record
+
+
+def _optional_if_match(record):
+    """A delete may name the version it saw (412 when stale); without one it deletes."""
+    return check_if_match(record) if request.headers.get("If-Match") else None
+
+
+def _answer(payload, record, status=200):
+    response = with_etag(jsonify(payload), record)
+    response.status_code = status
+    return response
 
 
 # -- departments --------------------------------------------------------------------------
@@ -64,15 +78,6 @@ departments_list = ListQuery("Department", sort={"id": Department.id, "name": De
                              default_sort="name")
 
 
-def _check_refs(parent_id=None, head_id=None):
-    from crm_core.users.models import User
-
-    if parent_id is not None and not Department.alive().where(Department.id == parent_id).exists():
-        raise ApiError(422, fields={"parent_id": [str(_l("No such department."))]})
-    if head_id is not None and not User.select().where(User.id == head_id).exists():
-        raise ApiError(422, fields={"head_id": [str(_l("No such user."))]})
-
-
 @blueprint.route("/departments")
 class Departments(MethodView):
     @blueprint.arguments(departments_list.schema, location="query")
@@ -85,8 +90,9 @@ class Departments(MethodView):
     @blueprint.response(201, DepartmentSchema)
     def post(self, data):
         actor = _admin()
-        _check_refs(data["parent_id"], data["head_id"])
-        return services.create_department(data["name"], data["parent_id"], data["head_id"], actor_id=actor)
+        department = services.create_department(data["name"], data["parent_id"], data["head_id"],
+                                                 actor_id=actor)
+        return _answer(DepartmentSchema().dump(department), department, 201)
 
 
 @blueprint.route("/departments/<int:department_id>")
@@ -94,34 +100,28 @@ class DepartmentItem(MethodView):
     @blueprint.response(200, DepartmentSchema)
     def get(self, department_id):
         department = _get(Department, department_id)
-        return with_etag(jsonify(DepartmentSchema().dump(department)), department)
+        return _answer(DepartmentSchema().dump(department), department)
 
     @blueprint.arguments(DepartmentPatchSchema)
     @blueprint.response(200, DepartmentSchema)
-    @blueprint.doc(parameters=[{"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"}}])
+    @blueprint.doc(**IF_MATCH)
     def patch(self, data, department_id):
+        """Rename, move under another department, or name another head."""
         actor = _admin()
         department = _get(Department, department_id)
         version = check_if_match(department)
-        _check_refs(data.get("parent_id"), data.get("head_id"))
-        try:
-            if "parent_id" in data:
-                services.move_department(department, data.pop("parent_id"), actor_id=actor)
-                version = department.version
-            changes = {key.removesuffix("_id") if key == "head_id" else key: value
-                       for key, value in data.items()}
-            update_record(department, changes, actor_id=actor, expected_version=version)
-        except UserError as problem:
-            raise _user_error(problem)
-        return with_etag(jsonify(DepartmentSchema().dump(department)), department)
+        services.update_department(department, data, actor_id=actor, expected_version=version)
+        return _answer(DepartmentSchema().dump(department), department)
 
     @blueprint.response(204)
+    @blueprint.doc(**IF_MATCH_OPTIONAL)
     def delete(self, department_id):
-        _admin()
+        """Into the recycle bin; its people move to the department above. Refused (409)
+        while departments below it exist."""
+        actor = _admin()
         department = _get(Department, department_id)
-        if Department.alive().where(Department.parent == department.id).exists():
-            raise ApiError(409, "has_children", fields={"_schema": [str(_l("Move or delete the departments below first."))]})
-        soft_delete(department, actor_id=current_user.id)
+        services.delete_department(department, actor_id=actor,
+                                   expected_version=_optional_if_match(department))
 
 
 # -- teams ----------------------------------------------------------------------------------
@@ -133,17 +133,14 @@ class TeamSchema(Schema):
     member_ids = ma.fields.List(ma.fields.Integer(validate=ID_RANGE), load_default=list)
 
 
-def _check_members(member_ids):
-    from crm_core.users.models import User
-
-    known = {uid for (uid,) in User.select(User.id).where(User.id.in_(member_ids)).tuples()}
-    if set(member_ids) - known:
-        raise ApiError(422, fields={"member_ids": [str(_l("No such user."))]})
+class TeamPatchSchema(Schema):
+    name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
+    member_ids = ma.fields.List(ma.fields.Integer(validate=ID_RANGE))
 
 
 def _team_out(team):
-    members = [m for (m,) in TeamMember.select(TeamMember.user).where(TeamMember.team == team).tuples()]
-    return {"id": team.id, "version": team.version, "name": team.name, "member_ids": sorted(members)}
+    return {"id": team.id, "version": team.version, "name": team.name,
+            "member_ids": services.team_member_ids(team)}
 
 
 @blueprint.route("/teams")
@@ -156,33 +153,31 @@ class Teams(MethodView):
     @blueprint.response(201, TeamSchema)
     def post(self, data):
         actor = _admin()
-        if Team.select().where(Team.name == data["name"]).exists():
-            raise ApiError(409, "duplicate", fields={"name": [str(_l("A team with this name already exists."))]})
-        _check_members(data["member_ids"])
-        return _team_out(services.create_team(data["name"], data["member_ids"], actor_id=actor))
-
-
-class TeamPatchSchema(Schema):
-    name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
-    member_ids = ma.fields.List(ma.fields.Integer(validate=ID_RANGE))
+        team = services.create_team(data["name"], data["member_ids"], actor_id=actor)
+        return _answer(_team_out(team), team, 201)
 
 
 @blueprint.route("/teams/<int:team_id>")
 class TeamItem(MethodView):
+    @blueprint.response(200, TeamSchema)
+    def get(self, team_id):
+        team = _get(Team, team_id)
+        return _answer(_team_out(team), team)
+
     @blueprint.arguments(TeamPatchSchema)
     @blueprint.response(200, TeamSchema)
+    @blueprint.doc(**IF_MATCH)
     def patch(self, data, team_id):
+        """Rename the team and/or set exactly its members."""
         actor = _admin()
         team = _get(Team, team_id)
-        if "name" in data:
-            update_record(team, {"name": data["name"]}, actor_id=actor)
-        if "member_ids" in data:
-            _check_members(data["member_ids"])
-            services.set_team_members(team, data["member_ids"])
-        return _team_out(team)
+        version = check_if_match(team)
+        services.update_team(team, data.get("name"), data.get("member_ids"), actor_id=actor,
+                             expected_version=version)
+        return _answer(_team_out(team), team)
 
 
-# -- roles and object permissions ------------------------------------------------------------
+# -- roles: object permissions, named permissions, field security ------------------------------
 
 class PermissionSchema(Schema):
     object = ma.fields.String(required=True)
@@ -192,26 +187,36 @@ class PermissionSchema(Schema):
     delete = ma.fields.Boolean(load_default=False)
     view_all = ma.fields.Boolean(load_default=False)
     modify_all = ma.fields.Boolean(load_default=False)
+    built_in_default = ma.fields.Boolean(dump_only=True, metadata={
+        "description": "true: no administrator set these; they are the role's built-in defaults"})
 
 
 class RoleSchema(Schema):
     id = ma.fields.Integer(dump_only=True)
+    version = ma.fields.Integer(dump_only=True)
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100))
     key = ma.fields.String(dump_only=True, allow_none=True)
     permissions = ma.fields.List(ma.fields.Nested(PermissionSchema), dump_only=True)
+    grants = ma.fields.List(ma.fields.String(), dump_only=True)
+
+
+class RolePatchSchema(Schema):
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100))
 
 
 def _role_out(role):
-    rows = RolePermission.select().where(RolePermission.role == role).order_by(RolePermission.object)
-    return {"id": role.id, "name": role.name, "key": role.key, "permissions": [
-        {"object": r.object, "create": r.can_create, "read": r.can_read, "edit": r.can_edit,
-         "delete": r.can_delete, "view_all": r.view_all, "modify_all": r.modify_all} for r in rows]}
+    permissions = services.object_permissions_of(role)
+    return {"id": role.id, "version": role.version, "name": role.name, "key": role.key,
+            "grants": services.role_grants_of(role),
+            "permissions": [{"object": name, **flags, "built_in_default": not set_here}
+                            for name, (flags, set_here) in sorted(permissions.items())]}
 
 
 @blueprint.route("/roles")
 class Roles(MethodView):
     @blueprint.response(200, RoleSchema(many=True))
     def get(self):
+        """Every role with its object permissions (stored, or the built-in defaults)."""
         _admin()
         return [_role_out(r) for r in Role.alive().order_by(Role.name)]
 
@@ -219,30 +224,61 @@ class Roles(MethodView):
     @blueprint.response(201, RoleSchema)
     def post(self, data):
         actor = _admin()
-        if Role.select().where(Role.name == data["name"]).exists():
-            raise ApiError(409, "duplicate", fields={"name": [str(_l("A role with this name already exists."))]})
-        from crm_core.records import create_record
+        role = services.create_role(data["name"], actor_id=actor)
+        return _answer(_role_out(role), role, 201)
 
-        return _role_out(create_record(Role, actor_id=actor, name=data["name"]))
+
+@blueprint.route("/roles/<int:role_id>")
+class RoleItem(MethodView):
+    @blueprint.response(200, RoleSchema)
+    def get(self, role_id):
+        _admin()
+        role = _get(Role, role_id)
+        return _answer(_role_out(role), role)
+
+    @blueprint.arguments(RolePatchSchema)
+    @blueprint.response(200, RoleSchema)
+    @blueprint.doc(**IF_MATCH)
+    def patch(self, data, role_id):
+        """Rename the role."""
+        actor = _admin()
+        role = _get(Role, role_id)
+        version = check_if_match(role)
+        services.rename_role(role, data["name"], actor_id=actor, expected_version=version)
+        return _answer(_role_out(role), role)
 
 
 @blueprint.route("/roles/<int:role_id>/permissions")
 class RolePermissions(MethodView):
     @blueprint.arguments(PermissionSchema)
     @blueprint.response(200, RoleSchema)
+    @blueprint.doc(**IF_MATCH)
     def put(self, data, role_id):
         """Set one object's permissions for the role."""
         actor = _admin()
         role = _get(Role, role_id)
+        version = check_if_match(role)
         name = data.pop("object")
-        if name not in engine().objects:
-            raise ApiError(422, fields={"object": [str(_l("No such kind of record."))]})
-        services.set_object_permissions(role, name, actor_id=actor, **data)
-        return _role_out(role)
+        services.set_object_permissions(role, name, actor_id=actor, expected_version=version, **data)
+        return _answer(_role_out(role), role)
+
+
+@blueprint.route("/roles/<int:role_id>/reset")
+class RoleReset(MethodView):
+    @blueprint.response(200, RoleSchema)
+    @blueprint.doc(**IF_MATCH)
+    def post(self, role_id):
+        """Back to the built-in defaults: object permissions, named permissions and field
+        rules set by administrators are removed."""
+        actor = _admin()
+        role = _get(Role, role_id)
+        version = check_if_match(role)
+        services.reset_role(role, actor_id=actor, expected_version=version)
+        return _answer(_role_out(role), role)
 
 
 class GrantsSchema(Schema):
-    permissions = ma.fields.List(ma.fields.String(), required=True)
+    permissions = ma.fields.List(ma.fields.String(validate=ma.validate.Length(max=100)), required=True)
 
 
 @blueprint.route("/roles/<int:role_id>/grants")
@@ -250,33 +286,78 @@ class RoleGrants(MethodView):
     @blueprint.response(200, GrantsSchema)
     def get(self, role_id):
         """The named permissions the role holds."""
-        from crm_core.org.models import RoleGrant
-
         _admin()
         role = _get(Role, role_id)
-        return {"permissions": sorted(p for (p,) in RoleGrant.select(RoleGrant.permission)
-                                      .where(RoleGrant.role == role).tuples())}
+        return _answer({"permissions": services.role_grants_of(role)}, role)
 
     @blueprint.arguments(GrantsSchema)
     @blueprint.response(200, GrantsSchema)
+    @blueprint.doc(**IF_MATCH)
     def put(self, data, role_id):
         """Set exactly these named permissions for the role."""
         actor = _admin()
         role = _get(Role, role_id)
-        unknown = sorted(set(data["permissions"]) - set(engine().permissions))
-        if unknown:
-            raise ApiError(422, fields={"permissions": [
-                str(_l("No such permission: %(names)s.", names=", ".join(unknown)))]})
-        services.set_role_grants(role, data["permissions"], actor_id=actor)
-        return {"permissions": sorted(set(data["permissions"]))}
+        version = check_if_match(role)
+        names = services.set_role_grants(role, data["permissions"], actor_id=actor,
+                                         expected_version=version)
+        return _answer({"permissions": names}, role)
+
+
+FIELD_ACCESS = ("hidden", "read", "edit")
+
+
+class FieldRuleSchema(Schema):
+    object = ma.fields.String(required=True, validate=ma.validate.Length(max=64))
+    field = ma.fields.String(required=True, validate=ma.validate.Length(max=64))
+    access = ma.fields.String(required=True, validate=ma.validate.OneOf(FIELD_ACCESS))
+
+
+def _field_rules_out(role):
+    names = {value: key for key, value in services.FIELD_LEVELS.items()}
+    return [{"object": obj, "field": field, "access": names[level]}
+            for (obj, field), level in sorted(services.field_rules_of(role).items())]
+
+
+@blueprint.route("/roles/<int:role_id>/field-rules")
+class RoleFieldRules(MethodView):
+    @blueprint.response(200, FieldRuleSchema(many=True))
+    def get(self, role_id):
+        """The role's hidden and read-only fields (every other field is editable)."""
+        _admin()
+        role = _get(Role, role_id)
+        return _answer(_field_rules_out(role), role)
+
+    @blueprint.arguments(FieldRuleSchema)
+    @blueprint.response(200, FieldRuleSchema(many=True))
+    @blueprint.doc(**IF_MATCH)
+    def put(self, data, role_id):
+        """Set the role's access to one field: hidden, read or edit."""
+        actor = _admin()
+        role = _get(Role, role_id)
+        version = check_if_match(role)
+        services.set_field_rules(role, {(data["object"], data["field"]): data["access"]},
+                                 actor_id=actor, expected_version=version)
+        return _answer(_field_rules_out(role), role)
 
 
 # -- org-wide defaults ----------------------------------------------------------------------------
 
 class DefaultSchema(Schema):
     object = ma.fields.String(dump_only=True)
+    version = ma.fields.Integer(dump_only=True)
     access = ma.fields.String(required=True, validate=ma.validate.OneOf(list(DEFAULT_LEVELS)))
     managers_inherit = ma.fields.Boolean(load_default=True)
+
+
+def _default_out(row):
+    return {"object": row.object, "version": row.version, "access": row.access,
+            "managers_inherit": bool(row.managers_inherit)}
+
+
+def _known_object(object_name):
+    if object_name not in engine().objects:
+        raise ApiError(404)
+    return object_name
 
 
 @blueprint.route("/access/defaults")
@@ -284,42 +365,49 @@ class Defaults(MethodView):
     @blueprint.response(200, DefaultSchema(many=True))
     def get(self):
         _admin()
-        stored = {row.object: row for row in AccessDefault.select()}
-        return [{"object": name, "access": stored[name].access if name in stored else "private",
-                 "managers_inherit": stored[name].managers_inherit if name in stored else True}
-                for name in sorted(engine().objects)]
+        return [_default_out(services.default_of(name)) for name in sorted(engine().objects)]
 
 
 @blueprint.route("/access/defaults/<string:object_name>")
 class DefaultItem(MethodView):
+    @blueprint.response(200, DefaultSchema)
+    def get(self, object_name):
+        _admin()
+        row = services.default_of(_known_object(object_name))
+        return _answer(_default_out(row), row)
+
     @blueprint.arguments(DefaultSchema)
     @blueprint.response(200, DefaultSchema)
+    @blueprint.doc(**IF_MATCH)
     def put(self, data, object_name):
+        """Private, read or read_write for everyone; whether managers see their people's."""
         actor = _admin()
-        if object_name not in engine().objects:
-            raise ApiError(404)
-        services.set_default(object_name, data["access"], data["managers_inherit"], actor_id=actor)
-        return {"object": object_name, **data}
+        version = check_if_match(services.default_of(_known_object(object_name)))
+        row = services.set_default(object_name, data["access"], data["managers_inherit"],
+                                   actor_id=actor, expected_version=version)
+        return _answer(_default_out(row), row)
 
 
 # -- sharing rules and shares ----------------------------------------------------------------------
 
 class SharingRuleSchema(Schema):
     id = ma.fields.Integer(dump_only=True)
-    object = ma.fields.String(required=True)
+    version = ma.fields.Integer(dump_only=True)
+    object = ma.fields.String(required=True, validate=ma.validate.Length(max=64))
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
     source_type = ma.fields.String(allow_none=True, load_default=None, validate=ma.validate.OneOf(TARGET_TYPES))
     source_id = ma.fields.Integer(allow_none=True, load_default=None, validate=ID_RANGE)
-    field = ma.fields.String(allow_none=True, load_default=None)
-    values = ma.fields.List(ma.fields.String(), allow_none=True, load_default=None)
+    field = ma.fields.String(allow_none=True, load_default=None, validate=ma.validate.Length(max=64))
+    values = ma.fields.List(ma.fields.String(validate=ma.validate.Length(max=200)), allow_none=True,
+                            load_default=None, validate=ma.validate.Length(max=500))
     target_type = ma.fields.String(required=True, validate=ma.validate.OneOf(TARGET_TYPES))
     target_id = ma.fields.Integer(required=True, validate=ID_RANGE)
     level = ma.fields.String(required=True, validate=ma.validate.OneOf(list(LEVEL_NAMES)))
 
 
 def _rule_out(rule):
-    return {"id": rule.id, "object": rule.object, "name": rule.name, "source_type": rule.source_type,
-            "source_id": rule.source_id, "field": rule.field,
+    return {"id": rule.id, "version": rule.version, "object": rule.object, "name": rule.name,
+            "source_type": rule.source_type, "source_id": rule.source_id, "field": rule.field,
             "values": json.loads(rule.values) if rule.values else None,
             "target_type": rule.target_type, "target_id": rule.target_id,
             "level": {v: k for k, v in LEVEL_NAMES.items()}[Level(rule.level)]}
@@ -335,27 +423,24 @@ class SharingRules(MethodView):
     @blueprint.arguments(SharingRuleSchema)
     @blueprint.response(201, SharingRuleSchema)
     def post(self, data):
+        """Share the records owned by a group (source_type/source_id), or those whose
+        field is one of values, with a user, team or department."""
         actor = _admin()
-        if data["object"] not in engine().objects:
-            raise ApiError(422, fields={"object": [str(_l("No such kind of record."))]})
-        if data["field"] and not hasattr(engine().objects[data["object"]].model, data["field"]):
-            raise ApiError(422, fields={"field": [str(_l("No such field."))]})
-        try:
-            rule = services.create_sharing_rule(
-                data["object"], data["name"], data["target_type"], data["target_id"],
-                LEVEL_NAMES[data["level"]], data["source_type"], data["source_id"], data["field"],
-                data["values"], actor_id=actor)
-        except UserError as problem:
-            raise _user_error(problem)
-        return _rule_out(rule)
+        rule = services.create_sharing_rule(
+            data["object"], data["name"], data["target_type"], data["target_id"],
+            LEVEL_NAMES[data["level"]], data["source_type"], data["source_id"], data["field"],
+            data["values"], actor_id=actor)
+        return _answer(_rule_out(rule), rule, 201)
 
 
 @blueprint.route("/access/sharing-rules/<int:rule_id>")
 class SharingRuleItem(MethodView):
     @blueprint.response(204)
+    @blueprint.doc(**IF_MATCH_OPTIONAL)
     def delete(self, rule_id):
         actor = _admin()
-        soft_delete(_get(SharingRule, rule_id), actor_id=actor)
+        rule = _get(SharingRule, rule_id)
+        services.delete_sharing_rule(rule, actor_id=actor, expected_version=_optional_if_match(rule))
 
 
 class ExplainSchema(Schema):
@@ -364,9 +449,9 @@ class ExplainSchema(Schema):
 
 
 class ExplainQuerySchema(Schema):
-    user_id = ma.fields.Integer(required=True)
+    user_id = ma.fields.Integer(required=True, validate=ID_RANGE)
     object = ma.fields.String(required=True)
-    record_id = ma.fields.Integer(required=True)
+    record_id = ma.fields.Integer(required=True, validate=ID_RANGE)
     lang = ma.fields.String(load_default=None, load_only=True)
 
 
@@ -378,9 +463,7 @@ class Explain(MethodView):
         """Why (and how far) a user can see a record: the level and every reason."""
         _admin()
         access = engine()
-        if args["object"] not in access.objects:
-            raise ApiError(404)
-        model = access.objects[args["object"]].model
+        model = access.objects[_known_object(args["object"])].model
         record = model.get_or_none(model.id == args["record_id"])
         if record is None:
             raise ApiError(404)
@@ -393,10 +476,15 @@ class Explain(MethodView):
 class ShareSchema(Schema):
     id = ma.fields.Integer(dump_only=True)
     object = ma.fields.String(required=True)
-    record_id = ma.fields.Integer(required=True)
+    record_id = ma.fields.Integer(required=True, validate=ID_RANGE)
     target_type = ma.fields.String(required=True, validate=ma.validate.OneOf(TARGET_TYPES))
-    target_id = ma.fields.Integer(required=True)
+    target_id = ma.fields.Integer(required=True, validate=ID_RANGE)
     level = ma.fields.String(required=True, validate=ma.validate.OneOf(list(LEVEL_NAMES)))
+
+
+class ShareQuerySchema(Schema):
+    object = ma.fields.String(required=True)
+    record_id = ma.fields.Integer(required=True, validate=ID_RANGE)
 
 
 def _record_for_sharing(object_name, record_id):
@@ -414,20 +502,32 @@ def _record_for_sharing(object_name, record_id):
     return record
 
 
+def _share_out(share):
+    return {"id": share.id, "object": share.object, "record_id": share.record_id,
+            "target_type": share.target_type, "target_id": share.target_id,
+            "level": {v: k for k, v in LEVEL_NAMES.items()}[Level(share.level)]}
+
+
 @blueprint.route("/access/shares")
 class Shares(MethodView):
+    @blueprint.arguments(ShareQuerySchema, location="query")
+    @blueprint.response(200, ShareSchema(many=True))
+    def get(self, args):
+        """The manual shares of one record (for whoever may share it)."""
+        _record_for_sharing(args["object"], args["record_id"])
+        return [_share_out(s) for s in RecordShare.select().where(
+            (RecordShare.object == args["object"]) & (RecordShare.record_id == args["record_id"]))
+            .order_by(RecordShare.id)]
+
     @blueprint.arguments(ShareSchema)
     @blueprint.response(201, ShareSchema)
     def post(self, data):
         """Share one record with a user, team or department (needs full access to it)."""
         _record_for_sharing(data["object"], data["record_id"])
-        try:
-            share = services.share_record(data["object"], data["record_id"], data["target_type"],
-                                          data["target_id"], LEVEL_NAMES[data["level"]],
-                                          actor_id=current_user.id)
-        except UserError as problem:
-            raise _user_error(problem)
-        return {**data, "id": share.id}
+        share = services.share_record(data["object"], data["record_id"], data["target_type"],
+                                      data["target_id"], LEVEL_NAMES[data["level"]],
+                                      actor_id=current_user.id)
+        return _share_out(share)
 
 
 @blueprint.route("/access/shares/<int:share_id>")

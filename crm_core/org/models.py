@@ -34,6 +34,9 @@ class Role(RecordModel):
 
     name = peewee.CharField(max_length=100, unique=True)
     key = peewee.CharField(max_length=50, null=True, unique=True)
+    # False until an administrator sets the role's named permissions: until then the
+    # defaults registered with each permission apply to the built-in roles.
+    grants_set = peewee.BooleanField(default=False)
 
 
 class RolePermission(BaseModel):
@@ -65,6 +68,7 @@ class AccessDefault(BaseModel):
     object = peewee.CharField(max_length=64, primary_key=True)
     access = peewee.CharField(max_length=16, default="private")
     managers_inherit = peewee.BooleanField(default=True)
+    version = peewee.IntegerField(default=1)
 
 
 class SharingRule(RecordModel):

@@ -19,7 +19,6 @@ from collections import defaultdict
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext
 from flask_login import current_user
 
 from crm_core.api.errors import ApiError
@@ -27,20 +26,16 @@ from crm_core.audit.models import SecurityEvent
 from crm_core.db import database
 from crm_core.errors import VersionConflict
 from crm_core.org import services
-from crm_core.org.models import (AccessDefault, Department, Role, RolePermission, SharingRule, Team,
-                                 TeamMember, UserRole)
-from crm_core.permissions import DEFAULT_LEVELS, Level, _letters, engine
+from crm_core.org.models import AccessDefault, Department, Role, SharingRule, Team, TeamMember, UserRole
+from crm_core.permissions import DEFAULT_LEVELS, Level, engine
 from crm_core.recycle import services as recycle
 from crm_core.recycle.models import RecycleGroup
-from crm_core.records import BOOKKEEPING, create_record, soft_delete, update_record
 from crm_core.users.models import User
 from crm_core.users.services import UserError
 from crm_core.web.auth import require_admin
 
 blueprint = Blueprint("org", __name__, url_prefix="/org")
 
-NAME_MAX = 200
-ROLE_NAME_MAX = 100
 LOG_LIMIT = 200
 BIN_LIMIT = 500
 
@@ -77,6 +72,10 @@ EVENT_LABELS = {
     "sharing_rule_created": _l("Sharing rule created"), "record_shared": _l("Record shared"),
     "record_unshared": _l("Record no longer shared"),
     "shares_removed": _l("Shares removed after a change of owner"), "denied": _l("Access denied"),
+    "role_created": _l("Role created"), "role_grants_changed": _l("Named permissions of a role changed"),
+    "role_reset": _l("Role reset to its built-in defaults"),
+    "field_rule_changed": _l("Field security changed"), "team_changed": _l("Team members changed"),
+    "department_deleted": _l("Department deleted"), "sharing_rule_deleted": _l("Sharing rule deleted"),
 }
 
 
@@ -172,43 +171,21 @@ class Directory:
     def alive_departments(self):
         return [d for d in self.departments.values() if d.deleted_at is None]
 
-    def exists(self, kind, group_id):
-        if kind == "user":
-            return group_id in self.users and self.users[group_id].deleted_at is None
-        if kind == "team":
-            return group_id in self.teams and self.teams[group_id].deleted_at is None
-        if kind in ("department", "department_tree"):
-            return group_id in self.departments and self.departments[group_id].deleted_at is None
-        return False
-
 
 @blueprint.context_processor
 def _labels():
     return {"role_label": role_label, "object_label": object_label, "level_labels": LEVEL_LABELS}
 
 
-def _too_long(maximum):
-    return ngettext("Enter at most %(num)s character.", "Enter at most %(num)s characters.", maximum)
+def _ref(raw):
+    """An id typed in a form: None when empty, 0 (which names nothing) when not a number."""
+    return None if not raw else (_int(raw) or 0)
 
 
-def _check_name(name, errors, maximum=NAME_MAX, field="name"):
-    if not name:
-        errors[field] = _("Enter a name.")
-    elif len(name) > maximum:
-        errors[field] = _too_long(maximum)
-
-
-def _user_ids(raw_ids, errors, field):
-    """The ids of existing users among ``raw_ids`` (an error when one is not)."""
-    ids = [_int(raw) for raw in raw_ids]
-    if None in ids:
-        errors[field] = _("This value is not valid.")
-        return []
-    ids = sorted(set(ids))
-    known = {uid for (uid,) in User.select(User.id).where(User.id.in_(ids) & User.deleted_at.is_null()).tuples()}
-    if set(ids) - known:
-        errors[field] = _("No such user.")
-    return ids
+def _form_errors(problem, names=None):
+    """A service's refusal as {form input: message}."""
+    names = names or {}
+    return {names.get(field, field): message for field, message in problem.fields.items()}
 
 
 def _alive_or_404(model, record_id):
@@ -216,10 +193,6 @@ def _alive_or_404(model, record_id):
     if record is None:
         raise ApiError(404)
     return record
-
-
-def _fingerprint(ids):
-    return ",".join(str(i) for i in sorted(set(ids)))
 
 
 # -- overview ------------------------------------------------------------------------------
@@ -256,23 +229,6 @@ def _department_form():
     return {key: request.form.get(key, "").strip() for key in ("name", "parent_id", "head_id")}
 
 
-def _check_department(form):
-    """(errors, parent id, head id) of a department form."""
-    errors = {}
-    _check_name(form["name"], errors)
-    parent_id = head_id = None
-    if form["parent_id"]:
-        parent_id = _int(form["parent_id"])
-        if parent_id is None or not Department.alive().where(Department.id == parent_id).exists():
-            errors["parent_id"] = _("No such department.")
-    if form["head_id"]:
-        head_id = _int(form["head_id"])
-        if head_id is None or not User.select().where(
-                (User.id == head_id) & User.deleted_at.is_null()).exists():
-            errors["head_id"] = _("No such user.")
-    return errors, parent_id, head_id
-
-
 def _departments_page(form=None, errors=None, status=200):
     directory = Directory()
     departments = directory.alive_departments()
@@ -292,10 +248,11 @@ def departments():
 @blueprint.post("/departments")
 def create_department():
     form = _department_form()
-    errors, parent_id, head_id = _check_department(form)
-    if errors:
-        return _departments_page(form, errors, 422)
-    department = services.create_department(form["name"], parent_id, head_id, actor_id=current_user.id)
+    try:
+        department = services.create_department(form["name"], _ref(form["parent_id"]),
+                                                 _ref(form["head_id"]), actor_id=current_user.id)
+    except UserError as problem:
+        return _departments_page(form, _form_errors(problem), 422)
     flash(_("The department “%(name)s” has been created.", name=department.name), "success")
     return redirect(url_for("org.departments"))
 
@@ -332,20 +289,13 @@ def department_detail(department_id):
 def update_department(department_id):
     department = _alive_or_404(Department, department_id)
     form = _department_form()
-    errors, parent_id, head_id = _check_department(form)
-    if _int(request.form.get("version")) != department.version:
-        return _department_page(department, form, errors, conflict=True, status=409)
-    if errors:
-        return _department_page(department, form, errors, status=422)
     try:
-        with database.atomic():
-            if parent_id != department.parent_id:
-                services.move_department(department, parent_id, actor_id=current_user.id)
-            update_record(department, {"name": form["name"], "head": head_id},
-                          actor_id=current_user.id, expected_version=department.version)
+        services.update_department(
+            department, {"name": form["name"], "parent_id": _ref(form["parent_id"]),
+                         "head_id": _ref(form["head_id"])},
+            actor_id=current_user.id, expected_version=_int(request.form.get("version")) or 0)
     except UserError as problem:
-        return _department_page(department, form, {problem.field or "name": problem.message},
-                                status=422)
+        return _department_page(department, form, _form_errors(problem), status=422)
     except VersionConflict:
         return _department_page(department, form, conflict=True, status=409)
     flash(_("The department “%(name)s” has been saved.", name=form["name"]), "success")
@@ -355,15 +305,11 @@ def update_department(department_id):
 @blueprint.post("/departments/<int:department_id>/delete")
 def delete_department(department_id):
     department = _alive_or_404(Department, department_id)
-    if _int(request.form.get("version")) != department.version:
-        return _department_page(department, delete_error=_(
-            "Someone else changed this department in the meantime. Check it and try again."),
-            status=409)
-    if Department.alive().where(Department.parent == department.id).exists():
-        return _department_page(department, delete_error=_(
-            "Move or delete the departments below first."), status=409)
     try:
-        soft_delete(department, actor_id=current_user.id)  # as the API does
+        services.delete_department(department, actor_id=current_user.id,
+                                   expected_version=_int(request.form.get("version")) or 0)
+    except UserError as problem:
+        return _department_page(department, delete_error=problem.message, status=409)
     except VersionConflict:
         return _department_page(department, delete_error=_(
             "Someone else changed this department in the meantime. Check it and try again."),
@@ -384,11 +330,6 @@ def _roles_of_users():
     for user_roles in roles.values():
         user_roles.sort(key=lambda role: str(role_label(role)))
     return roles
-
-
-def _role_ids(user):
-    return sorted(r for (r,) in UserRole.select(UserRole.role).join(Role)
-                  .where((UserRole.user == user.id) & Role.deleted_at.is_null()).tuples())
 
 
 @blueprint.get("/people", endpoint="people")
@@ -415,7 +356,7 @@ def _head_manager(user):
 def _person_page(user, form=None, errors=None, conflict=False, status=200):
     user = User.get_by_id(user.id)
     directory = Directory()
-    current_roles = _role_ids(user)
+    current_roles = services.role_ids_of(user)
     form = form or {"department_id": str(user.department_id or ""),
                     "manager_id": str(user.manager_id or ""), "roles": [str(r) for r in current_roles]}
     head = _head_manager(user)
@@ -424,7 +365,6 @@ def _person_page(user, form=None, errors=None, conflict=False, status=200):
         "crm_core/org/person.html", person=user, form=form, errors=errors or {}, conflict=conflict,
         directory=directory, role_choices=[(r.id, role_label(r)) for r in roles],
         saved_roles=", ".join(str(role_label(r)) for r in roles if r.id in current_roles),
-        roles_before=_fingerprint(current_roles),
         head=directory.user(head) if head is not None else None,
         departments=_department_choices(directory),
     ), status
@@ -441,40 +381,23 @@ def update_person(user_id):
     form = {"department_id": request.form.get("department_id", "").strip(),
             "manager_id": request.form.get("manager_id", "").strip(),
             "roles": request.form.getlist("roles")}
-    errors = {}
-    department_id = manager_id = None
-    if form["department_id"]:
-        department_id = _int(form["department_id"])
-        if department_id is None or not Department.alive().where(Department.id == department_id).exists():
-            errors["department_id"] = _("No such department.")
-    if form["manager_id"]:
-        manager_id = _int(form["manager_id"])
-        if manager_id is None or not User.select().where(
-                (User.id == manager_id) & User.deleted_at.is_null()).exists():
-            errors["manager_id"] = _("No such user.")
-    role_ids = sorted({_int(r) for r in form["roles"]} - {None})
-    roles = list(Role.alive().where(Role.id.in_(role_ids)))
-    unknown = sorted(set(role_ids) - {r.id for r in roles}) + [r for r in form["roles"] if _int(r) is None]
-    if unknown:
-        errors["roles"] = _("No such role: %(names)s.", names=", ".join(map(str, unknown)))
-    elif user.id == current_user.id and not any(r.key == "administrator" for r in roles):
-        errors["roles"] = _("You cannot take away your own administrator role.")
-    current_roles = _role_ids(user)
-    if (_int(request.form.get("version")) != user.version
-            or request.form.get("roles_before", "") != _fingerprint(current_roles)):
-        return _person_page(user, form, errors, conflict=True, status=409)
-    if errors:
-        return _person_page(user, form, errors, status=422)
+    role_ids = [_int(r) or 0 for r in form["roles"]]
     try:
         with database.atomic():
+            department_id, manager_id = _ref(form["department_id"]), _ref(form["manager_id"])
+            version = _int(request.form.get("version")) or 0
             if (department_id, manager_id) != (user.department_id, user.manager_id):
-                services.place_user(user, department_id, manager_id, actor_id=current_user.id)
-            if role_ids != current_roles:
-                services.set_roles(user, roles, actor_id=current_user.id)
+                services.place_user(user, department_id, manager_id, actor_id=current_user.id,
+                                    expected_version=version)
+                version = user.version
+            if sorted(set(role_ids)) != services.role_ids_of(user):
+                services.set_roles(user, role_ids, actor_id=current_user.id, expected_version=version)
+            elif version != user.version:
+                raise VersionConflict(User, user.id, version)
     except UserError as problem:
-        return _person_page(user, form, {problem.field or "manager_id": problem.message}, status=422)
+        return _person_page(User.get_by_id(user.id), form, _form_errors(problem), status=422)
     except VersionConflict:
-        return _person_page(user, form, conflict=True, status=409)
+        return _person_page(User.get_by_id(user.id), form, conflict=True, status=409)
     flash(_("The changes to %(name)s have been saved.", name=user.name), "success")
     return redirect(url_for("org.person", user_id=user.id))
 
@@ -490,19 +413,6 @@ def _members():
 
 def _team_form():
     return {"name": request.form.get("name", "").strip(), "members": request.form.getlist("members")}
-
-
-def _check_team(form, team=None):
-    errors = {}
-    _check_name(form["name"], errors)
-    if "name" not in errors:
-        same = Team.select().where(Team.name == form["name"])
-        if team is not None:
-            same = same.where(Team.id != team.id)
-        if same.exists():
-            errors["name"] = _("A team with this name already exists.")
-    member_ids = _user_ids(form["members"], errors, "members")
-    return errors, member_ids
 
 
 def _teams_page(form=None, errors=None, status=200):
@@ -522,27 +432,26 @@ def teams():
 @blueprint.post("/teams")
 def create_team():
     form = _team_form()
-    errors, member_ids = _check_team(form)
-    if errors:
-        return _teams_page(form, errors, 422)
-    team = services.create_team(form["name"], member_ids, actor_id=current_user.id)
+    try:
+        team = services.create_team(form["name"], [_int(m) or 0 for m in form["members"]],
+                                    actor_id=current_user.id)
+    except UserError as problem:
+        return _teams_page(form, _form_errors(problem, TEAM_INPUTS), 422)
     flash(_("The team “%(name)s” has been created.", name=team.name), "success")
     return redirect(url_for("org.team", team_id=team.id))
 
 
-def _team_member_ids(team):
-    return sorted(u for (u,) in TeamMember.select(TeamMember.user).where(TeamMember.team == team.id).tuples())
+TEAM_INPUTS = {"member_ids": "members"}
 
 
 def _team_page(team, form=None, errors=None, conflict=False, status=200):
     team = Team.get_by_id(team.id)
-    current = _team_member_ids(team)
+    current = services.team_member_ids(team)
     directory = Directory()
     form = form or {"name": team.name, "members": [str(u) for u in current]}
     return render_template("crm_core/org/team.html", team=team, form=form, errors=errors or {},
                            conflict=conflict, directory=directory,
-                           saved_members=", ".join(sorted(directory.user(u) for u in current)),
-                           members_before=_fingerprint(current)), status
+                           saved_members=", ".join(sorted(directory.user(u) for u in current))), status
 
 
 @blueprint.get("/teams/<int:team_id>", endpoint="team")
@@ -554,19 +463,12 @@ def team_detail(team_id):
 def update_team(team_id):
     team = _alive_or_404(Team, team_id)
     form = _team_form()
-    errors, member_ids = _check_team(form, team)
-    current = _team_member_ids(team)
-    if (_int(request.form.get("version")) != team.version
-            or request.form.get("members_before", "") != _fingerprint(current)):
-        return _team_page(team, form, errors, conflict=True, status=409)
-    if errors:
-        return _team_page(team, form, errors, status=422)
     try:
-        with database.atomic():
-            update_record(team, {"name": form["name"]}, actor_id=current_user.id,
-                          expected_version=team.version)
-            if member_ids != current:
-                services.set_team_members(team, member_ids)
+        services.update_team(team, form["name"], [_int(m) or 0 for m in form["members"]],
+                             actor_id=current_user.id,
+                             expected_version=_int(request.form.get("version")) or 0)
+    except UserError as problem:
+        return _team_page(team, form, _form_errors(problem, TEAM_INPUTS), status=422)
     except VersionConflict:
         return _team_page(team, form, conflict=True, status=409)
     flash(_("The team “%(name)s” has been saved.", name=form["name"]), "success")
@@ -591,48 +493,33 @@ def roles():
 @blueprint.post("/roles")
 def create_role():
     form = {"name": request.form.get("name", "").strip()}
-    errors = {}
-    _check_name(form["name"], errors, ROLE_NAME_MAX)
-    if not errors and Role.select().where(Role.name == form["name"]).exists():
-        errors["name"] = _("A role with this name already exists.")
-    if errors:
-        return _roles_page(form, errors, 422)
-    # There is no service for this: the API creates the record the same way.
-    role = create_record(Role, actor_id=current_user.id, name=form["name"])
+    try:
+        role = services.create_role(form["name"], actor_id=current_user.id)
+    except UserError as problem:
+        return _roles_page(form, _form_errors(problem), 422)
     flash(_("The role “%(name)s” has been created.", name=role.name), "success")
     return redirect(url_for("org.role", role_id=role.id))
 
 
-def _permissions_of(role):
-    """{object: (flags, set_here)}: the stored row, else the built-in defaults of the role."""
-    stored = {row.object: row for row in RolePermission.select().where(RolePermission.role == role.id)}
-    out = {}
-    for obj in _objects():
-        row = stored.get(obj.name)
-        if row is not None:
-            flags = {"create": row.can_create, "read": row.can_read, "edit": row.can_edit,
-                     "delete": row.can_delete, "view_all": row.view_all, "modify_all": row.modify_all}
-            out[obj.name] = (flags, True)
-        else:
-            out[obj.name] = (_letters(obj.role_defaults.get(role.key or "", "")), False)
-    return out
+def _permission_labels():
+    """[(name, label)] of the named permissions, by label."""
+    return sorted(((name, str(p.label or name)) for name, p in engine().permissions.items()),
+                  key=lambda pair: (pair[1], pair[0]))
 
 
-def _permission_state(permissions):
-    """A short text of what the form showed: ``fx_account=cred;fx_contact=r``."""
-    return ";".join(f"{name}=" + "".join(letter for key, letter, _label in PERMISSIONS if flags[key])
-                    for name, (flags, _set) in sorted(permissions.items()))
-
-
-def _role_page(role, submitted=None, errors=None, conflict=False, status=200):
+def _role_page(role, submitted=None, errors=None, conflict=False, status=200, grants=None):
     role = Role.get_by_id(role.id)
-    permissions = _permissions_of(role)
+    permissions = services.object_permissions_of(role)
     shown = submitted or {name: flags for name, (flags, _set) in permissions.items()}
     rows = [{"object": obj, "flags": shown.get(obj.name, {}), "set_here": permissions[obj.name][1]}
             for obj in _objects()]
-    return render_template("crm_core/org/role.html", role=role, rows=rows, permissions=PERMISSIONS,
-                           state=_permission_state(permissions), errors=errors or {},
-                           conflict=conflict), status
+    held = services.role_grants_of(role)
+    return render_template(
+        "crm_core/org/role.html", role=role, rows=rows, permissions=PERMISSIONS,
+        errors=errors or {}, conflict=conflict, grant_choices=_permission_labels(),
+        grants=grants if grants is not None else held, field_rule_count=len(services.field_rules_of(role)),
+        customised=role.grants_set or any(set_here for _flags, set_here in permissions.values())
+        or bool(services.field_rules_of(role))), status
 
 
 @blueprint.get("/roles/<int:role_id>", endpoint="role")
@@ -640,31 +527,113 @@ def role_detail(role_id):
     return _role_page(_alive_or_404(Role, role_id))
 
 
+def _version():
+    return _int(request.form.get("version")) or 0
+
+
 @blueprint.post("/roles/<int:role_id>")
 def update_role(role_id):
     role = _alive_or_404(Role, role_id)
-    objects = engine().objects
-    names = request.form.getlist("object")
-    errors = {}
     submitted = {}
-    for name in names:
+    for name in request.form.getlist("object"):
         chosen = request.form.getlist(f"perm-{name}")
-        if set(chosen) - set(PERMISSION_KEYS):
-            errors["permissions"] = _("This value is not valid.")
         submitted[name] = {key: key in chosen for key in PERMISSION_KEYS}
-    if set(names) - set(objects):
-        errors["permissions"] = _("No such kind of record.")
-    permissions = _permissions_of(role)
-    if request.form.get("state", "") != _permission_state(permissions):
-        return _role_page(role, submitted, errors, conflict=True, status=409)
-    if errors:
-        return _role_page(role, submitted, errors, status=422)
-    with database.atomic():
-        for name, flags in submitted.items():
-            if flags != permissions[name][0]:
-                services.set_object_permissions(role, name, actor_id=current_user.id, **flags)
+    unknown_flags = any(set(request.form.getlist(f"perm-{name}")) - set(PERMISSION_KEYS)
+                        for name in submitted)
+    current = services.object_permissions_of(role)
+    changed = {name: flags for name, flags in submitted.items()
+               if name not in current or flags != current[name][0]}
+    try:
+        if unknown_flags:
+            raise UserError(_l("This value is not valid."), field="permissions")
+        if changed:
+            services.set_role_permissions(role, changed, actor_id=current_user.id,
+                                          expected_version=_version())
+        elif _version() != role.version:
+            raise VersionConflict(Role, role.id, _version())
+    except UserError as problem:
+        return _role_page(role, submitted, {"permissions": problem.message}, status=422)
+    except VersionConflict:
+        return _role_page(role, submitted, conflict=True, status=409)
     flash(_("The permissions of the role “%(name)s” have been saved.", name=role_label(role)), "success")
     return redirect(url_for("org.role", role_id=role.id))
+
+
+@blueprint.post("/roles/<int:role_id>/grants")
+def update_role_grants(role_id):
+    role = _alive_or_404(Role, role_id)
+    chosen = request.form.getlist("grants")
+    try:
+        services.set_role_grants(role, chosen, actor_id=current_user.id, expected_version=_version())
+    except UserError as problem:
+        return _role_page(role, errors={"grants": problem.message}, grants=chosen, status=422)
+    except VersionConflict:
+        return _role_page(role, grants=chosen, conflict=True, status=409)
+    flash(_("The permissions of the role “%(name)s” have been saved.", name=role_label(role)), "success")
+    return redirect(url_for("org.role", role_id=role.id))
+
+
+@blueprint.post("/roles/<int:role_id>/reset")
+def reset_role(role_id):
+    role = _alive_or_404(Role, role_id)
+    try:
+        services.reset_role(role, actor_id=current_user.id, expected_version=_version())
+    except VersionConflict:
+        return _role_page(role, conflict=True, status=409)
+    flash(_("The role “%(name)s” is back to its built-in defaults.", name=role_label(role)), "success")
+    return redirect(url_for("org.role", role_id=role.id))
+
+
+# -- field security ---------------------------------------------------------------------------------
+
+FIELD_ACCESS = (("edit", _l("Edit")), ("read", _l("Read only")), ("hidden", _l("Hidden")))
+
+
+def _field_rows(role, submitted=None):
+    """[(object, [(field, access)])] of every object's fields as the role sees them."""
+    stored = services.field_rules_of(role)
+    names = {value: key for key, value in services.FIELD_LEVELS.items()}
+    rows = []
+    for obj in _objects():
+        fields = []
+        for field_name in services.rule_fields(obj.name):
+            key = f"{obj.name}.{field_name}"
+            access = (submitted or {}).get(key) or names[stored.get((obj.name, field_name), 2)]
+            fields.append((field_name, access))
+        rows.append((obj, fields))
+    return rows
+
+
+def _fields_page(role, submitted=None, errors=None, conflict=False, status=200):
+    role = Role.get_by_id(role.id)
+    return render_template("crm_core/org/role_fields.html", role=role,
+                           rows=_field_rows(role, submitted), choices=FIELD_ACCESS,
+                           errors=errors or {}, conflict=conflict), status
+
+
+@blueprint.get("/roles/<int:role_id>/fields", endpoint="role_fields")
+def role_fields(role_id):
+    return _fields_page(_alive_or_404(Role, role_id))
+
+
+@blueprint.post("/roles/<int:role_id>/fields")
+def update_role_fields(role_id):
+    role = _alive_or_404(Role, role_id)
+    submitted = {key.removeprefix("field-"): value for key, value in request.form.items()
+                 if key.startswith("field-")}
+    rules = {}
+    for key, value in submitted.items():
+        object_name, _sep, field_name = key.partition(".")
+        rules[(object_name, field_name)] = value
+    try:
+        services.set_field_rules(role, rules, actor_id=current_user.id, expected_version=_version())
+    except UserError as problem:
+        return _fields_page(role, submitted, {"_form": problem.message}, status=422)
+    except VersionConflict:
+        return _fields_page(role, submitted, conflict=True, status=409)
+    flash(_("The field security of the role “%(name)s” has been saved.", name=role_label(role)),
+          "success")
+    return redirect(url_for("org.role_fields", role_id=role.id))
 
 
 # -- organisation-wide defaults and sharing rules ------------------------------------------------
@@ -679,15 +648,10 @@ def _defaults_state(defaults):
     return ";".join(f"{name}={access}/{int(inherit)}" for name, (access, inherit) in sorted(defaults.items()))
 
 
-def _rule_field_names(obj):
-    """The fields of ``obj`` a criteria-based rule may test."""
-    return [name for name, column in obj.model._meta.fields.items()
-            if name not in BOOKKEEPING and name != obj.owner_field and not column.primary_key]
-
-
 def _rule_fields():
     """[(object label, [(field, field)])] for the field select."""
-    return [(str(obj.label or obj.name), [(f, f) for f in _rule_field_names(obj)]) for obj in _objects()]
+    return [(str(obj.label or obj.name), [(f, f) for f in services.criteria_fields(obj.name)])
+            for obj in _objects()]
 
 
 EMPTY_RULE = {"object": "", "name": "", "kind": "owner", "source": "", "field": "", "values": "",
@@ -751,54 +715,35 @@ def save_defaults():
     return redirect(url_for("org.access"))
 
 
-def _group(raw, directory, errors, field):
-    """("team", 3) from "team:3"; an error when it is not an existing user, team or department."""
+def _group_ref(raw):
+    """("team", 3) from "team:3" (the service says whether it names a live team)."""
     kind, _sep, ident = (raw or "").partition(":")
-    group_id = _int(ident)
-    if not raw or group_id is None or kind not in dict(GROUP_KINDS):
-        errors[field] = _("Choose a user, a team or a department.")
-        return None, None
-    if not directory.exists(kind, group_id):
-        errors[field] = {"user": _("No such user."), "team": _("No such team.")}.get(
-            kind, _("No such department."))
-        return None, None
-    return kind, group_id
+    return kind or None, _int(ident)
+
+
+RULE_INPUTS = {"source_id": "source", "source_type": "source", "target_id": "target",
+               "target_type": "target", "values": "values"}
 
 
 @blueprint.post("/access/rules")
 def create_rule():
     form = {key: request.form.get(key, EMPTY_RULE[key]).strip() for key in EMPTY_RULE}
-    directory = Directory()
-    errors = {}
-    obj = engine().objects.get(form["object"])
-    if obj is None:
-        errors["object"] = _("No such kind of record.")
-    _check_name(form["name"], errors)
     source_type = source_id = field = values = None
     if form["kind"] == "owner":
-        source_type, source_id = _group(form["source"], directory, errors, "source")
-    elif form["kind"] == "criteria":
-        field = form["field"] or None
-        if obj is not None and field is not None and field not in _rule_field_names(obj):
-            errors["field"] = _("No such field.")
-        values = [line.strip() for line in form["values"].splitlines() if line.strip()]
+        source_type, source_id = _group_ref(form["source"])
     else:
-        errors["kind"] = _("This value is not valid.")
-    target_type, target_id = _group(form["target"], directory, errors, "target")
-    level = dict((key, lv) for key, lv, _label in RULE_LEVELS).get(form["level"])
-    if level is None:
-        errors["level"] = _("Share for reading or for editing.")
-    if errors:
-        return _access_page(rule_form=form, rule_errors=errors, status=422)
+        field = form["field"] or None
+        values = [line.strip() for line in form["values"].splitlines() if line.strip()]
+    target_type, target_id = _group_ref(form["target"])
+    level = dict((key, lv) for key, lv, _label in RULE_LEVELS).get(form["level"], Level.NONE)
     try:
-        rule = services.create_sharing_rule(obj.name, form["name"], target_type, target_id, level,
-                                            source_type, source_id, field, values,
-                                            actor_id=current_user.id)
+        if form["kind"] not in ("owner", "criteria"):
+            raise UserError(_l("This value is not valid."), field="kind")
+        rule = services.create_sharing_rule(form["object"], form["name"], target_type, target_id,
+                                            level, source_type, source_id, field, values,
+                                            actor_id=current_user.id, kind=form["kind"])
     except UserError as problem:
-        field_names = {"target_type": "target", "source_type": "source", "field": "field",
-                       "level": "level"}
-        return _access_page(rule_form=form, rule_errors={field_names.get(problem.field, "name"): problem.message},
-                            status=422)
+        return _access_page(rule_form=form, rule_errors=_form_errors(problem, RULE_INPUTS), status=422)
     flash(_("The sharing rule “%(name)s” has been created.", name=rule.name), "success")
     return redirect(url_for("org.access"))
 
@@ -806,13 +751,12 @@ def create_rule():
 @blueprint.post("/access/rules/<int:rule_id>/delete")
 def delete_rule(rule_id):
     rule = _alive_or_404(SharingRule, rule_id)
-    stale = _("Someone else changed this sharing rule in the meantime. Check it and try again.")
-    if _int(request.form.get("version")) != rule.version:
-        return _access_page(rule_conflict=stale, status=409)
     try:
-        soft_delete(rule, actor_id=current_user.id)  # as the API does
+        services.delete_sharing_rule(rule, actor_id=current_user.id, expected_version=_version())
     except VersionConflict:
-        return _access_page(rule_conflict=stale, status=409)
+        return _access_page(rule_conflict=_(
+            "Someone else changed this sharing rule in the meantime. Check it and try again."),
+            status=409)
     flash(_("The sharing rule “%(name)s” has been deleted.", name=rule.name), "success")
     return redirect(url_for("org.access"))
 

@@ -83,33 +83,19 @@ class TokenInfoSchema(Schema):
 
 
 def _place(user, placement, version):
-    from crm_core.org.models import Department
     from crm_core.org.services import place_user
 
-    department = placement.get("department_id", user.department_id)
-    manager = placement.get("manager_id", user.manager_id)
-    if department is not None and not Department.alive().where(Department.id == department).exists():
-        raise ApiError(422, fields={"department_id": [str(_l("No such department."))]})
-    if manager is not None and not User.select().where(User.id == manager).exists():
-        raise ApiError(422, fields={"manager_id": [str(_l("No such user."))]})
-    if user.version != version:
-        raise ApiError(412)
-    place_user(user, department, manager, actor_id=current_user.id)
+    place_user(user, placement.get("department_id", user.department_id),
+               placement.get("manager_id", user.manager_id), actor_id=current_user.id,
+               expected_version=version)
     return user.version
 
 
-def _set_role_names(user, names):
-    from crm_core.org.models import Role
-    from crm_core.org.services import set_roles
+def _set_role_names(user, names, version):
+    from crm_core.org.services import roles_named, set_roles
 
-    roles = list(Role.alive().where(Role.name.in_(names)))
-    unknown = sorted(set(names) - {role.name for role in roles})
-    if unknown:
-        raise ApiError(422, fields={"roles": [str(_l("No such role: %(names)s.", names=", ".join(unknown)))]})
-    if user.id == current_user.id and not any(role.key == "administrator" for role in roles):
-        raise ApiError(422, "cannot_demote_self",
-                       fields={"roles": [str(_l("You cannot take away your own administrator role."))]})
-    set_roles(user, roles, actor_id=current_user.id)
+    set_roles(user, roles_named(names), actor_id=current_user.id, expected_version=version)
+    return user.version
 
 
 def _user_error(problem):
@@ -224,7 +210,7 @@ class UserItem(MethodView):
             if placement:
                 version = _place(user, placement, version)
             if role_names is not None:
-                _set_role_names(user, role_names)
+                version = _set_role_names(user, role_names, version)
             if "active" in data and data["active"] != user.active:
                 if not data["active"] and user.id == current_user.id:
                     raise ApiError(422, "cannot_disable_self",

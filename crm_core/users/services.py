@@ -16,6 +16,7 @@ from flask_babel import lazy_ngettext as _nl
 from crm_core.audit.services import log_security
 from crm_core.config import LOCALES
 from crm_core.db import database, utcnow
+from crm_core.errors import UserError  # noqa: F401  (raised here; callers import it from here too)
 from crm_core.records import create_record, update_record
 from crm_core.users import throttle
 from crm_core.users.models import ApiToken, User, UserSession
@@ -32,14 +33,6 @@ PASSWORD_MESSAGES = {
     "too_common": _l("This password is too common or too easy to guess. "
                      "Use a longer phrase of unrelated words."),
 }
-
-
-class UserError(ValueError):
-    """A refused change; ``field`` names the input it is about, ``message`` is translatable."""
-
-    def __init__(self, message, field=None, code="invalid"):
-        self.message, self.field, self.code = message, field, code
-        super().__init__(str(message))
 
 
 class SignInError(Exception):
