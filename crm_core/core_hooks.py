@@ -15,9 +15,23 @@ def crm_register_models(app):
                                      UserRole)
     from crm_core.users.models import ApiToken, LoginThrottle, User, UserSession
 
+    from crm_core.accounts.models import Account, Contact
+
     return [User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
             RolePermission, UserRole, AccessDefault, SharingRule, RecordShare, FieldRule,
-            FieldHistory, SecurityEvent, RecycleGroup, RecycleItem, RoleGrant]
+            FieldHistory, SecurityEvent, RecycleGroup, RecycleItem, RoleGrant, Account, Contact]
+
+
+@hookimpl
+def crm_register_access_objects(app):
+    from flask_babel import lazy_gettext as _l
+
+    from crm_core.accounts.models import Account, Contact
+    from crm_core.permissions import AccessObject, ChildLink
+
+    # Who can read a contact can read its account (the implicit parent read).
+    return [AccessObject("account", Account, _l("Account"), children=(ChildLink("contact", "account_id"),)),
+            AccessObject("contact", Contact, _l("Contact"))]
 
 
 @hookimpl
@@ -36,12 +50,13 @@ def crm_register_blueprints(app):
 
 @hookimpl
 def crm_register_api_blueprints(app):
+    from crm_core.accounts.api import accounts_blueprint, contacts_blueprint
     from crm_core.api.meta import blueprint as meta
     from crm_core.audit.api import blueprint as audit
     from crm_core.org.api import blueprint as org
     from crm_core.users.api import auth_blueprint, users_blueprint
 
-    return [meta, auth_blueprint, users_blueprint, org, audit]
+    return [meta, auth_blueprint, users_blueprint, org, audit, accounts_blueprint, contacts_blueprint]
 
 
 @hookimpl

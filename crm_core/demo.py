@@ -39,8 +39,11 @@ def load_demo(password, scale=0, seed=2026):
         if find_by_email(email) is None:
             create_user(email, name, password, locale=locale, timezone=timezone)
             created += 1
+    departments = _demo_organisation()
+    accounts = _demo_accounts()
     generated = _generate_users(password, scale, seed) if scale else 0
-    return {"people": created, "generated": generated}
+    return {"people": created, "departments": departments, "accounts": accounts,
+            "generated": generated}
 
 
 def _generate_users(password, count, seed):
@@ -63,3 +66,88 @@ def _generate_users(password, count, seed):
         for offset in range(0, len(rows), 500):
             User.insert_many(rows[offset:offset + 500]).execute()
     return len(rows)
+
+
+# The organisation: a sales department per market under one head office; the first
+# person of each market heads it (a sales manager), the second is a rep.
+DEMO_DEPARTMENTS = [
+    ("Phòng kinh doanh Việt Nam", "nguyen.van.an@example.com", "tran.thi.binh@example.com"),
+    ("Dział sprzedaży Polska", "anna.kowalska@example.com", "piotr.wisniewski@example.com"),
+    ("销售部（中国大陆）", "wang.fang@example.com", "li.wei@example.com"),
+    ("業務部（台灣）", "chen.mei.ling@example.com", "lin.chih.hao@example.com"),
+    ("Отдел продаж Россия", "ivan.petrov@example.com", "olga.smirnova@example.com"),
+]
+HEAD_OFFICE = ("Sales head office", "emma.clarke@example.com")
+
+# Customers of each market, owned by its rep: (owner, name, kind, industry, country, city,
+# [(first name, last name, title, reports to the first contact?)]).
+DEMO_ACCOUNTS = [
+    ("tran.thi.binh@example.com", "Công ty TNHH Thương mại Minh An", "customer", "Retail", "VN", "Hà Nội",
+     [("Thảo", "Nguyễn Thị", "Giám đốc", False), ("Hùng", "Lê Văn", "Trưởng phòng mua hàng", True)]),
+    ("tran.thi.binh@example.com", "Công ty CP Xây dựng Sông Hồng", "prospect", "Construction", "VN",
+     "Hải Phòng", [("Dũng", "Phạm Minh", "Phó giám đốc", False)]),
+    ("nguyen.van.an@example.com", "Tập đoàn Phương Nam", "customer", "Manufacturing", "VN",
+     "Thành phố Hồ Chí Minh", [("Lan", "Võ Thị", "Kế toán trưởng", False)]),
+    ("piotr.wisniewski@example.com", "Hurtownia Budowlana Kowalczyk Sp. z o.o.", "customer", "Wholesale",
+     "PL", "Kraków", [("Marek", "Kowalczyk", "Prezes zarządu", False),
+                      ("Ewa", "Nowak", "Kierownik zakupów", True)]),
+    ("anna.kowalska@example.com", "Mleczarnia Mazowsze S.A.", "prospect", "Food", "PL", "Warszawa",
+     [("Tomasz", "Zieliński", "Dyrektor handlowy", False)]),
+    ("li.wei@example.com", "上海华东机电有限公司", "customer", "Manufacturing", "CN", "上海",
+     [("建国", "张", "总经理", False), ("丽", "刘", "采购经理", True)]),
+    ("wang.fang@example.com", "深圳前海科技有限公司", "prospect", "Technology", "CN", "深圳",
+     [("强", "陈", "技术总监", False)]),
+    ("lin.chih.hao@example.com", "台灣精密工業股份有限公司", "customer", "Manufacturing", "TW", "新竹",
+     [("志明", "黃", "總經理", False), ("淑芬", "吳", "採購專員", True)]),
+    ("olga.smirnova@example.com", "ООО «Сибирские технологии»", "customer", "Technology", "RU",
+     "Новосибирск", [("Алексей", "Кузнецов", "Генеральный директор", False),
+                     ("Мария", "Соколова", "Менеджер по закупкам", True)]),
+    ("ivan.petrov@example.com", "АО «Волжский завод»", "reseller", "Manufacturing", "RU", "Самара",
+     [("Дмитрий", "Попов", "Коммерческий директор", False)]),
+    ("emma.clarke@example.com", "Northwind Trading Ltd", "vendor", "Wholesale", "GB", "London",
+     [("James", "Taylor", "Account director", False)]),
+]
+
+
+def _demo_organisation():
+    """Departments, heads and roles of the demo people (skipped when already there)."""
+    from crm_core.org.models import Department
+    from crm_core.org.services import create_department, place_user, set_roles
+
+    if Department.alive().where(Department.name == HEAD_OFFICE[0]).exists():
+        return 0
+    top_head = find_by_email(HEAD_OFFICE[1])
+    top = create_department(HEAD_OFFICE[0], head=top_head.id)
+    place_user(top_head, top.id)
+    set_roles(top_head, ["sales_manager"])
+    for name, head_email, rep_email in DEMO_DEPARTMENTS:
+        head, rep = find_by_email(head_email), find_by_email(rep_email)
+        department = create_department(name, parent=top.id, head=head.id)
+        for person, role in ((head, "sales_manager"), (rep, "sales_rep")):
+            place_user(person, department.id)
+            set_roles(person, [role])
+    return len(DEMO_DEPARTMENTS) + 1
+
+
+def _demo_accounts():
+    """The demo customers and their people (skipped when already there)."""
+    from crm_core.accounts.models import Account
+    from crm_core.accounts.services import create_account, create_contact
+
+    created = 0
+    for owner_email, name, kind, industry, country, city, people in DEMO_ACCOUNTS:
+        if Account.alive().where(Account.name == name).exists():
+            continue
+        owner = find_by_email(owner_email)
+        account = create_account({"name": name, "kind": kind, "industry": industry,
+                                  "country": country, "city": city, "owner_id": owner.id},
+                                 actor_id=owner.id)
+        first = None
+        for given, family, title, reports in people:
+            contact = create_contact({"account_id": account.id, "first_name": given,
+                                      "last_name": family, "title": title, "owner_id": owner.id,
+                                      "reports_to_id": first.id if reports and first else None},
+                                     actor_id=owner.id)
+            first = first or contact
+        created += 1
+    return created

@@ -121,3 +121,16 @@ def soft_delete(instance, actor_id=None, now=None):
         raise VersionConflict(model, instance.id, instance.version)
     instance.deleted_at, instance.deleted_by_id = now, actor_id
     instance.version += 1
+
+
+def chain_reaches(model, start, target_id, link):
+    """Does following ``link`` (``parent``, ``reports_to``...) up from ``start`` reach the
+    record ``target_id``? (``start`` itself counts.) Stops on a loop already stored."""
+    node, seen = start, set()
+    while node is not None and node.id not in seen:
+        if node.id == target_id:
+            return True
+        seen.add(node.id)
+        next_id = getattr(node, f"{link}_id")
+        node = model.get_or_none(model.id == next_id) if next_id else None
+    return False

@@ -26,7 +26,7 @@ from crm_core.org.models import (TARGET_TYPES, AccessDefault, Department, FieldR
                                  RoleGrant, RolePermission, SharingRule, Team, TeamMember, UserRole)
 from crm_core.permissions import (DEFAULT_LEVELS, FIELD_EDIT, FIELD_HIDDEN, Level, engine,
                                   rule_value)
-from crm_core.records import BOOKKEEPING, create_record, update_record
+from crm_core.records import BOOKKEEPING, chain_reaches, create_record, update_record
 from crm_core.users.models import User
 from crm_core.users.services import UserError
 
@@ -132,18 +132,6 @@ def create_department(name, parent=None, head=None, actor_id=None):
     return create_record(Department, actor_id=actor_id, name=name, parent=_id(parent), head=_id(head))
 
 
-def _check_placement(department, parent_id, problems):
-    """A department cannot go under itself or under one of its own departments."""
-    node = Department.get_or_none(Department.id == parent_id)
-    seen = set()
-    while node is not None and node.id not in seen:
-        if node.id == department.id:
-            problems.add("parent_id", _l("A department cannot be placed under itself."))
-            return
-        seen.add(node.id)
-        node = node.parent
-
-
 def update_department(department, changes, actor_id=None, expected_version=None):
     """Rename, move (``parent_id``) or give a new head (``head_id``); returns what changed."""
     problems = Problems()
@@ -153,8 +141,9 @@ def update_department(department, changes, actor_id=None, expected_version=None)
     if "parent_id" in changes:
         parent_id = _id(changes["parent_id"])
         _live_department(parent_id, problems, "parent_id")
-        if parent_id is not None and "parent_id" not in problems:
-            _check_placement(department, parent_id, problems)
+        if parent_id is not None and "parent_id" not in problems and chain_reaches(
+                Department, Department.get_by_id(parent_id), department.id, "parent"):
+            problems.add("parent_id", _l("A department cannot be placed under itself."))
         values["parent"] = parent_id
     if "head_id" in changes:
         _live_user(changes["head_id"], problems, "head_id")
@@ -266,15 +255,20 @@ def set_roles(user, roles, actor_id=None, expected_version=None):
 
 # -- teams -------------------------------------------------------------------------------------
 
-def _team_name(name, problems, team=None):
-    name = _name(name, problems)
+def _unique_name(model, name, problems, message, record=None, maximum=NAME_MAX):
+    """A name no other record of ``model`` has (deleted ones included: the column is unique)."""
+    name = _name(name, problems, maximum)
     if "name" not in problems:
-        same = Team.select().where(Team.name == name)
-        if team is not None:
-            same = same.where(Team.id != team.id)
+        same = model.select().where(model.name == name)
+        if record is not None:
+            same = same.where(model.id != record.id)
         if same.exists():
-            problems.add("name", _l("A team with this name already exists."), code="duplicate")
+            problems.add("name", message, code="duplicate")
     return name
+
+
+def _team_name(name, problems, team=None):
+    return _unique_name(Team, name, problems, _l("A team with this name already exists."), team)
 
 
 def team_member_ids(team):
@@ -339,14 +333,8 @@ def ensure_builtin_roles():
 
 
 def _role_name(name, problems, role=None):
-    name = _name(name, problems, ROLE_NAME_MAX)
-    if "name" not in problems:
-        same = Role.select().where(Role.name == name)
-        if role is not None:
-            same = same.where(Role.id != role.id)
-        if same.exists():
-            problems.add("name", _l("A role with this name already exists."), code="duplicate")
-    return name
+    return _unique_name(Role, name, problems, _l("A role with this name already exists."), role,
+                        ROLE_NAME_MAX)
 
 
 def create_role(name, actor_id=None):

@@ -15,7 +15,7 @@ from crm_fx.models import FxAccount
 blueprint = Blueprint("fx_api", __name__, url_prefix="/accounts", description="Access fixture accounts.")
 
 
-class AccountSchema(Schema):
+class FxAccountSchema(Schema):
     id = ma.fields.Integer(dump_only=True)
     version = ma.fields.Integer(dump_only=True)
     name = ma.fields.String(required=True)
@@ -25,7 +25,7 @@ class AccountSchema(Schema):
     currency = Currency(allow_none=True)
 
 
-class AccountPatchSchema(Schema):
+class FxAccountPatchSchema(Schema):
     name = ma.fields.String()
     industry = ma.fields.String(allow_none=True)
     amount = Amount(allow_none=True)
@@ -38,20 +38,20 @@ accounts = ListQuery("FxAccount", sort={"id": FxAccount.id, "name": FxAccount.na
 
 
 def _out(record):
-    return access.dump_visible("fx_account", AccountSchema().dump(record))
+    return access.dump_visible("fx_account", FxAccountSchema().dump(record))
 
 
 @blueprint.route("")
 class Accounts(MethodView):
     @blueprint.arguments(accounts.schema, location="query")
-    @blueprint.response(200, page_schema(AccountSchema))
+    @blueprint.response(200, page_schema(FxAccountSchema))
     def get(self, args):
         access.check_list_arguments("fx_account", args, accounts)
         page = accounts.page(access.readable("fx_account"), args)
         return jsonify({**page, "items": [_out(r) for r in page["items"]]})
 
-    @blueprint.arguments(AccountSchema)
-    @blueprint.response(201, AccountSchema)
+    @blueprint.arguments(FxAccountSchema)
+    @blueprint.response(201, FxAccountSchema)
     def post(self, data):
         access.require_object("fx_account", "create")
         access.check_writable("fx_account", {k: v for k, v in data.items() if v is not None})
@@ -59,19 +59,19 @@ class Accounts(MethodView):
         return jsonify(_out(create_record(FxAccount, actor_id=current_user.id, **data))), 201
 
 
-@blueprint.route("/<int:account_id>")
+@blueprint.route("/<int:fx_account_id>")
 class AccountItem(MethodView):
-    @blueprint.response(200, AccountSchema)
-    def get(self, account_id):
-        record = access.get_readable("fx_account", account_id)
+    @blueprint.response(200, FxAccountSchema)
+    def get(self, fx_account_id):
+        record = access.get_readable("fx_account", fx_account_id)
         return with_etag(jsonify(_out(record)), record)
 
-    @blueprint.arguments(AccountPatchSchema)
-    @blueprint.response(200, AccountSchema)
+    @blueprint.arguments(FxAccountPatchSchema)
+    @blueprint.response(200, FxAccountSchema)
     @blueprint.doc(parameters=[{"in": "header", "name": "If-Match", "required": True,
                                 "schema": {"type": "string"}}])
-    def patch(self, data, account_id):
-        record = access.get_readable("fx_account", account_id)
+    def patch(self, data, fx_account_id):
+        record = access.get_readable("fx_account", fx_account_id)
         access.require_object("fx_account", "update")
         access.require(record, "update")
         access.check_writable("fx_account", data)

@@ -1,0 +1,1 @@
+"""Accounts (business partners: prospects, customers, resellers, vendors) and their contacts."""

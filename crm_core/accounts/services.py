@@ -1,0 +1,231 @@
+"""The rules of accounts and contacts: what a record may hold, what its references must
+name (and that the person changing it may see them), the customer transition, the org
+chart of a customer, and deletion into the recycle bin with the contacts."""
+
+from __future__ import annotations
+
+import re
+
+from babel import Locale
+from flask_babel import lazy_gettext as _l
+
+from crm_core.accounts.models import ACCOUNT_KINDS, Account, Contact
+from crm_core.db import database, utcnow
+from crm_core.errors import VersionConflict
+from crm_core.org.services import Problems, owner_changed
+from crm_core.permissions import Level, engine
+from crm_core.records import chain_reaches, create_record, update_record
+from crm_core.users.models import User
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+COUNTRIES = frozenset(code for code in Locale("en").territories if re.fullmatch(r"[A-Z]{2}", code))
+CREDIT_RATINGS = ("AAA", "AA", "A", "BBB", "BB", "B", "CCC", "CC", "C", "D")
+FINANCIAL_STATUSES = ("good", "watch", "blocked")
+CHANNELS = ("email", "phone", "mobile", "visit", "letter")
+
+
+def _text(values, name, problems, required=False):
+    """Strip a text input; empty means none. A required one must be given."""
+    if name not in values:
+        return
+    value = values[name]
+    if isinstance(value, str):
+        value = value.strip() or None
+        values[name] = value
+    if required and not value:
+        problems.add(name, _l("This field is required."))
+
+
+def _choice(values, name, choices, problems):
+    if values.get(name) is not None and values[name] not in choices:
+        problems.add(name, _l("Choose one of: %(choices)s.", choices=", ".join(choices)))
+
+
+def _owner(values, problems):
+    if "owner_id" in values and not User.alive().where(
+            (User.id == values["owner_id"]) & (User.active == True)).exists():  # noqa: E712
+        problems.add("owner_id", _l("No such user."))
+
+
+def _readable(name, record_id, actor_id, problems, field, message):
+    """Does ``record_id`` name a live record of ``name`` the actor may see? (A record the
+    actor cannot read is refused exactly like a missing one.)"""
+    if record_id is None:
+        return None
+    model = engine().objects[name].model
+    query = (engine().query(actor_id, name) if actor_id is not None else model.alive())
+    record = query.where(model.id == record_id).first()
+    if record is None:
+        problems.add(field, message)
+    return record
+
+
+def _common(values, problems):
+    for name in ("email",):
+        if values.get(name):
+            values[name] = values[name].strip().lower()
+            if not EMAIL.match(values[name]):
+                problems.add(name, _l("“%(email)s” is not an email address.", email=values[name]))
+
+
+# -- accounts ------------------------------------------------------------------------------------
+
+ACCOUNT_TEXT = ("name", "industry", "street", "city", "postal_code", "region", "phone", "email",
+                "website", "registration_number", "tax_id", "credit_rating", "legal_status",
+                "financial_status", "description", "country")
+
+
+def _check_account(values, problems, actor_id, account=None):
+    for name in ACCOUNT_TEXT:
+        _text(values, name, problems, required=name == "name")
+    _choice(values, "kind", ACCOUNT_KINDS, problems)
+    _choice(values, "credit_rating", CREDIT_RATINGS, problems)
+    _choice(values, "financial_status", FINANCIAL_STATUSES, problems)
+    if values.get("country"):
+        values["country"] = values["country"].upper()
+        if values["country"] not in COUNTRIES:
+            problems.add("country", _l("Choose a country by its two-letter code."))
+    if values.get("employees") is not None and values["employees"] < 0:
+        problems.add("employees", _l("Enter a number that is not negative."))
+    _common(values, problems)
+    _owner(values, problems)
+    if values.get("parent_id") is not None:
+        parent = _readable("account", values["parent_id"], actor_id, problems, "parent_id",
+                           _l("No such account."))
+        if parent is not None and account is not None and chain_reaches(Account, parent, account.id, "parent"):
+            problems.add("parent_id", _l("An account cannot belong to itself or to one of its own."))
+
+
+def _columns(values):
+    """API names to model fields (``parent_id`` is the column of ``parent``)."""
+    renamed = {"parent_id": "parent", "account_id": "account", "reports_to_id": "reports_to"}
+    return {renamed.get(key, key): value for key, value in values.items()}
+
+
+def create_account(values, actor_id=None):
+    """A new account; its owner is the actor unless ``owner_id`` names another user."""
+    values = dict(values)
+    values.setdefault("owner_id", actor_id)
+    problems = Problems()
+    _check_account(values, problems, actor_id)
+    problems.check()
+    if values.get("kind") == "customer":
+        values["became_customer_at"] = utcnow()
+    return create_record(Account, actor_id=actor_id, **_columns(values))
+
+
+def update_account(account, changes, actor_id=None, expected_version=None):
+    """Change an account; a new owner ends the manual shares the old one made."""
+    changes = dict(changes)
+    problems = Problems()
+    _check_account(changes, problems, actor_id, account)
+    problems.check()
+    if changes.get("kind") == "customer" and account.kind != "customer" and not account.became_customer_at:
+        changes["became_customer_at"] = utcnow()
+    with database.atomic():
+        changed = update_record(account, _columns(changes), actor_id=actor_id,
+                                expected_version=expected_version)
+        if "owner_id" in changed:
+            owner_changed("account", account.id)
+    return changed
+
+
+def record_first_order(account, actor_id=None):
+    """A prospect becomes a customer at its first order (orders call this)."""
+    if account.kind != "prospect":
+        return {}
+    return update_record(account, {"kind": "customer", "became_customer_at": utcnow()},
+                         actor_id=actor_id)
+
+
+def delete_account(account, actor_id=None, expected_version=None):
+    """Into the recycle bin with its contacts, as one deletion (restored together)."""
+    from crm_core.recycle.services import move_to_bin
+
+    if expected_version is not None and int(expected_version) != account.version:
+        raise VersionConflict(Account, account.id, expected_version)
+    contacts = list(Contact.alive().where(Contact.account == account.id))
+    return move_to_bin(account, children=contacts, actor_id=actor_id)
+
+
+# -- contacts -----------------------------------------------------------------------------------
+
+CONTACT_TEXT = ("first_name", "last_name", "salutation", "title", "department", "email", "phone",
+                "mobile", "language", "interests", "family", "education", "preferred_channel", "notes")
+
+
+def _check_contact(values, problems, actor_id, contact=None):
+    for name in CONTACT_TEXT:
+        _text(values, name, problems, required=name == "last_name")
+    _choice(values, "preferred_channel", CHANNELS, problems)
+    _common(values, problems)
+    _owner(values, problems)
+    account_id = values.get("account_id", contact.account_id if contact else None)
+    if "account_id" in values and values["account_id"] is not None:
+        _readable("account", values["account_id"], actor_id, problems, "account_id",
+                  _l("No such account."))
+    if values.get("reports_to_id") is not None:
+        boss = _readable("contact", values["reports_to_id"], actor_id, problems, "reports_to_id",
+                         _l("No such contact."))
+        if boss is not None:
+            if boss.account_id != account_id:
+                problems.add("reports_to_id", _l("Choose a contact of the same account."))
+            elif contact is not None and chain_reaches(Contact, boss, contact.id, "reports_to"):
+                problems.add("reports_to_id", _l("A contact cannot report to themselves or to someone who reports to them."))
+
+
+def create_contact(values, actor_id=None):
+    values = dict(values)
+    values.setdefault("owner_id", actor_id)
+    problems = Problems()
+    _check_contact(values, problems, actor_id)
+    problems.check()
+    return create_record(Contact, actor_id=actor_id, **_columns(values))
+
+
+def update_contact(contact, changes, actor_id=None, expected_version=None):
+    changes = dict(changes)
+    problems = Problems()
+    _check_contact(changes, problems, actor_id, contact)
+    if "account_id" in changes and changes["account_id"] != contact.account_id and \
+            "reports_to_id" not in changes and contact.reports_to_id:
+        changes["reports_to_id"] = None  # the old account's org chart stays behind
+    problems.check()
+    with database.atomic():
+        if "account_id" in changes and changes["account_id"] != contact.account_id:
+            # Those who reported to this contact stay with the old account.
+            for report in Contact.select().where(Contact.reports_to == contact.id):
+                update_record(report, {"reports_to": None}, actor_id=actor_id)
+        changed = update_record(contact, _columns(changes), actor_id=actor_id,
+                                expected_version=expected_version)
+        if "owner_id" in changed:
+            owner_changed("contact", contact.id)
+    return changed
+
+
+def delete_contact(contact, actor_id=None, expected_version=None):
+    from crm_core.recycle.services import move_to_bin
+
+    if expected_version is not None and int(expected_version) != contact.version:
+        raise VersionConflict(Contact, contact.id, expected_version)
+    return move_to_bin(contact, actor_id=actor_id,
+                       label=" ".join(p for p in (contact.first_name, contact.last_name) if p))
+
+
+def org_chart(account, actor_id):
+    """The account's contacts the actor may see, as a tree by reports-to: [{"contact",
+    "reports"}]. A contact whose manager the actor cannot see starts a branch of its own."""
+    contacts = list(engine().query(actor_id, "contact", level=Level.READ)
+                    .where(Contact.account == account.id)
+                    .order_by(Contact.last_name, Contact.first_name, Contact.id))
+    ids = {c.id for c in contacts}
+    below = {}
+    for contact in contacts:
+        top = contact.reports_to_id if contact.reports_to_id in ids else None
+        below.setdefault(top, []).append(contact)
+
+    def branch(parent_id, seen):
+        return [{"contact": c, "reports": branch(c.id, seen | {c.id})}
+                for c in below.get(parent_id, ()) if c.id not in seen]
+
+    return branch(None, frozenset())
