@@ -41,11 +41,13 @@ def crm_register_migrations(app):
 
 @hookimpl
 def crm_register_blueprints(app):
+    from crm_core.accounts.views import blueprint as accounts
+    from crm_core.accounts.views import contacts_blueprint as contacts
     from crm_core.org.views import blueprint as org
     from crm_core.users.views import blueprint as users
     from crm_core.web.views import blueprint as core
 
-    return [core, users, org]
+    return [core, users, org, accounts, contacts]
 
 
 @hookimpl
@@ -72,7 +74,14 @@ def crm_menu_items(app, actor):
 
     from crm_core.web.slots import MenuItem
 
+    from crm_core.permissions import engine
+
     items = [MenuItem("core.home", _l("Dashboard"), order=0)]
+    user_id = getattr(actor, "id", None)
+    for endpoint, label, name, order in (("accounts.list", _l("Accounts"), "account", 100),
+                                         ("contacts.list", _l("Contacts"), "contact", 110)):
+        if user_id is not None and engine().object_permissions(user_id, name).read:
+            items.append(MenuItem(endpoint, label, order=order))
     if getattr(actor, "is_admin", False):
         items.append(MenuItem("users.list", _l("Users"), order=900))
         items.append(MenuItem("org.overview", _l("Organisation"), order=910))

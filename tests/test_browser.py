@@ -186,6 +186,21 @@ def pages_to_check(base, page):
                           ("/org/roles", "table a[href^='/org/roles/']")):
         page.goto(base + listing)
         paths.append(page.locator(link).first.get_attribute("href"))
+    paths.append(paths[-1] + "/fields")
+    paths += ["/accounts", "/accounts/new", "/contacts", "/contacts/new"]
+    # One account with one contact (made through their forms the first time).
+    for listing, form, fields in (("/accounts", "/accounts/new", {"#f-name": "Công ty Minh An"}),
+                                  ("/contacts", "/contacts/new", {"#f-last_name": "Nguyễn"})):
+        page.goto(base + listing)
+        if not page.locator("main table a").count():
+            page.goto(base + form)
+            for selector, value in fields.items():
+                page.locator(selector).fill(value)
+            page.locator("main form button[type=submit].primary").click()
+            page.wait_for_load_state()
+            page.goto(base + listing)
+        detail = page.locator("main table a").first.get_attribute("href")
+        paths += [detail, detail + "/edit"]
     return paths
 
 

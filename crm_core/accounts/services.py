@@ -78,6 +78,8 @@ ACCOUNT_TEXT = ("name", "industry", "street", "city", "postal_code", "region", "
 def _check_account(values, problems, actor_id, account=None):
     for name in ACCOUNT_TEXT:
         _text(values, name, problems, required=name == "name")
+    if "kind" in values and values["kind"] is None:
+        problems.add("kind", _l("This field is required."))
     _choice(values, "kind", ACCOUNT_KINDS, problems)
     _choice(values, "credit_rating", CREDIT_RATINGS, problems)
     _choice(values, "financial_status", FINANCIAL_STATUSES, problems)
@@ -208,8 +210,12 @@ def delete_contact(contact, actor_id=None, expected_version=None):
 
     if expected_version is not None and int(expected_version) != contact.version:
         raise VersionConflict(Contact, contact.id, expected_version)
-    return move_to_bin(contact, actor_id=actor_id,
-                       label=" ".join(p for p in (contact.first_name, contact.last_name) if p))
+    return move_to_bin(contact, actor_id=actor_id, label=contact_name(contact))
+
+
+def contact_name(contact):
+    """"Nguyễn Thị Thảo": first and last name as entered (family-first names stay so)."""
+    return " ".join(part for part in (contact.first_name, contact.last_name) if part)
 
 
 def org_chart(account, actor_id):
