@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
 import pytest
+from flask.testing import FlaskClient
 
 from crm_core.db import vendor
 
@@ -233,6 +234,33 @@ def browser_login(test_client, email, password=DEFAULT_PASSWORD, **headers):
     token = csrf_token_from(page.get_data(as_text=True))
     return test_client.post("/login", data={"email": email, "password": password,
                                             "csrf_token": token}, headers=headers)
+
+
+class FreshClient(FlaskClient):
+    """A browser whose every request reads the organisation afresh, as a real request does
+    (tests share one app context, so flask.g would otherwise keep the access cache)."""
+
+    def open(self, *args, **kwargs):
+        from flask import g
+
+        g.pop("_crm_access", None)
+        return super().open(*args, **kwargs)
+
+
+def signed_in(app, user):
+    """A FreshClient signed in as ``user`` through the login form."""
+    app.test_client_class = FreshClient
+    browser = app.test_client()
+    assert browser_login(browser, user.email).status_code == 302
+    return browser
+
+
+def page_and_token(browser, path):
+    """(html, CSRF token) of a page that must answer 200."""
+    response = browser.get(path)
+    assert response.status_code == 200, (path, response.status_code)
+    html = response.get_data(as_text=True)
+    return html, csrf_token_from(html)
 
 
 def csrf_token_from(html):

@@ -7,21 +7,12 @@ import re
 from html import unescape
 
 import pytest
-from flask import g
-from flask.testing import FlaskClient
 
 from crm_core.accounts import services as accounts
 from crm_core.accounts.models import Account, Contact
 from crm_core.org import services as org
-from crm_core.testing import browser_login, csrf_token_from, make_user
-
-
-class FreshClient(FlaskClient):
-    """Every request reads the organisation afresh, as a real request does."""
-
-    def open(self, *args, **kwargs):
-        g.pop("_crm_access", None)
-        return super().open(*args, **kwargs)
+from crm_core.testing import csrf_token_from, make_user, signed_in
+from crm_core.testing import page_and_token as page
 
 
 @pytest.fixture
@@ -33,20 +24,6 @@ def people(app):
     org.place_user(maria, sales.id)
     org.place_user(rita, sales.id)
     return {"maria": maria, "rita": rita, "bob": bob}
-
-
-def signed_in(app, user):
-    app.test_client_class = FreshClient
-    browser = app.test_client()
-    assert browser_login(browser, user.email).status_code == 302
-    return browser
-
-
-def page(browser, path):
-    response = browser.get(path)
-    assert response.status_code == 200, (path, response.status_code)
-    html = response.get_data(as_text=True)
-    return html, csrf_token_from(html)
 
 
 def text(response):

@@ -9,7 +9,6 @@ from html import unescape
 
 import pytest
 from flask import g
-from flask.testing import FlaskClient
 
 from crm_core.audit.models import SecurityEvent
 from crm_core.org import services
@@ -19,7 +18,8 @@ from crm_core.permissions import Level, engine
 from crm_core.records import create_record, update_record
 from crm_core.recycle.models import RecycleGroup
 from crm_core.recycle.services import move_to_bin
-from crm_core.testing import browser_login, csrf_token_from, make_user
+from crm_core.testing import csrf_token_from, make_user, signed_in
+from crm_core.testing import page_and_token as form_of
 from crm_core.users.models import User
 from crm_fx.models import FxAccount, FxContact
 
@@ -41,22 +41,6 @@ def rep(app):
     return user
 
 
-class FreshClient(FlaskClient):
-    """A browser whose every request reads the organisation afresh, as a real request does
-    (the tests share one app context, so flask.g would otherwise keep the access cache)."""
-
-    def open(self, *args, **kwargs):
-        fresh()
-        return super().open(*args, **kwargs)
-
-
-def signed_in(app, user):
-    app.test_client_class = FreshClient
-    browser = app.test_client()
-    assert browser_login(browser, user.email).status_code == 302
-    return browser
-
-
 @pytest.fixture
 def browser(app, admin):
     return signed_in(app, admin)
@@ -65,14 +49,6 @@ def browser(app, admin):
 def fresh():
     """Forget this request context's access cache (the test shares one app context)."""
     g.pop("_crm_access", None)
-
-
-def form_of(browser, path):
-    """(html, csrf token) of a page."""
-    response = browser.get(path)
-    assert response.status_code == 200, (path, response.status_code)
-    html = response.get_data(as_text=True)
-    return html, csrf_token_from(html)
 
 
 def text(response):

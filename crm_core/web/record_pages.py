@@ -346,3 +346,43 @@ def _messages(problem):
         return {problem.field: problem.message}
     return dict(problem.fields)
 
+
+
+def register(blueprint, kind, extra=None, filters=None):
+    """The seven routes of ``kind``'s pages on ``blueprint`` (endpoints list, new, create,
+    detail, edit, update, delete); ``extra(record)`` adds what the detail page shows beside
+    the fields, ``filters`` the list's column filters ({query parameter: column})."""
+    extra = extra or (lambda record: {})
+
+    def list_view():
+        return list_page(kind, filters)
+
+    def new_view():
+        require_object(kind, "create")
+        return form_page(kind)
+
+    def create_view():
+        return create(kind)
+
+    def detail_view(record_id):
+        record = readable_or_404(kind, record_id)
+        return detail_page(kind, record, extra(record))
+
+    def edit_view(record_id):
+        record = readable_or_404(kind, record_id)
+        require_object(kind, "edit")
+        return form_page(kind, record)
+
+    def update_view(record_id):
+        return update(kind, record_id)
+
+    def delete_view(record_id):
+        return delete(kind, record_id, extra(readable_or_404(kind, record_id)))
+
+    blueprint.add_url_rule("", "list", list_view, methods=["GET"])
+    blueprint.add_url_rule("/new", "new", new_view, methods=["GET"])
+    blueprint.add_url_rule("", "create", create_view, methods=["POST"])
+    blueprint.add_url_rule("/<int:record_id>", "detail", detail_view, methods=["GET"])
+    blueprint.add_url_rule("/<int:record_id>/edit", "edit", edit_view, methods=["GET"])
+    blueprint.add_url_rule("/<int:record_id>", "update", update_view, methods=["POST"])
+    blueprint.add_url_rule("/<int:record_id>/delete", "delete", delete_view, methods=["POST"])
