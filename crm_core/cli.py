@@ -378,6 +378,44 @@ def _registries_for_listing(host):
     return [(labels[key], host.registries[key]) for key in labels if key in host.registries]
 
 
+# -- export ----------------------------------------------------------------------------
+
+@main.command("export")
+@click.argument("object_name", metavar="OBJECT")
+@click.option("--format", "file_format", type=click.Choice(["csv", "xlsx"]), default="csv")
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="The file to write (default: standard output).")
+@click.option("--as", "as_email", default=None,
+              help="Export what this user may see (default: an active administrator, who sees all).")
+@click.pass_context
+def export_command(ctx, object_name, file_format, output, as_email):
+    """Export the records of OBJECT (account, contact...) that a user may see."""
+    from crm_core import exports
+    from crm_core.permissions import engine
+    from crm_core.users.models import User
+
+    app = app_or_exit(_state(ctx))
+    with app.app_context():
+        if object_name not in engine().objects:
+            fail(f"no such kind of record: {object_name!r}; choose one of "
+                 f"{', '.join(sorted(engine().objects))}")
+        if as_email:
+            reader = _find_user_or_fail(as_email)
+        else:
+            reader = User.alive().where((User.is_admin == True) & (User.active == True)).first()  # noqa: E712
+            if reader is None:
+                fail("no active administrator: name a user with --as")
+        data, count = exports.write(object_name, reader.id, file_format)
+    if output:
+        with open(output, "wb") as handle:
+            handle.write(data)
+        click.echo(f"{count} record(s) written to {output}.", err=True)
+    else:
+        if file_format == "xlsx" and sys.stdout.isatty():
+            fail("an XLSX file is binary: name a file with --output")
+        sys.stdout.buffer.write(data)
+
+
 # -- demo ----------------------------------------------------------------------------
 
 DEMO_ADMIN = "admin@example.com"

@@ -13,6 +13,7 @@ from crm_core.accounts import services
 from crm_core.accounts.models import ACCOUNT_KINDS, Account, Contact
 from crm_core.api import Blueprint, ListQuery, Schema, check_if_match, page_schema, with_etag
 from crm_core.api import access
+from crm_core.api.export import EXPORT_DOC, export_response, export_schema
 from crm_core.api.fields import Amount, Currency
 
 ID = ma.validate.Range(min=1, max=2**63 - 1)
@@ -106,6 +107,15 @@ class Accounts(MethodView):
         _writable("account", data)
         record = services.create_account(data, actor_id=current_user.id)
         return with_etag(jsonify(_account_out(record)), record), 201
+
+
+@accounts_blueprint.route("/export")
+class AccountExport(MethodView):
+    @accounts_blueprint.arguments(export_schema(accounts_list), location="query")
+    @accounts_blueprint.doc(**EXPORT_DOC)
+    def get(self, args):
+        """The accounts the caller may see, as CSV or XLSX (the list's filters apply)."""
+        return export_response("account", accounts_list, args, "accounts")
 
 
 @accounts_blueprint.route("/<int:account_id>")
@@ -231,6 +241,15 @@ class Contacts(MethodView):
         _writable("contact", data)
         record = services.create_contact(data, actor_id=current_user.id)
         return with_etag(jsonify(_contact_out(record)), record), 201
+
+
+@contacts_blueprint.route("/export")
+class ContactExport(MethodView):
+    @contacts_blueprint.arguments(export_schema(contacts_list), location="query")
+    @contacts_blueprint.doc(**EXPORT_DOC)
+    def get(self, args):
+        """The contacts the caller may see, as CSV or XLSX (the list's filters apply)."""
+        return export_response("contact", contacts_list, args, "contacts")
 
 
 @contacts_blueprint.route("/<int:contact_id>")

@@ -181,9 +181,8 @@ def require_object(kind, flag):
 
 # -- the pages --------------------------------------------------------------------------------------
 
-def list_page(kind, extra_filters=None):
-    require_object(kind, "read")
-    levels = levels_of(kind)
+def _filtered(kind, extra_filters):
+    """(query, search text, only mine) of the list as the request asks for it."""
     query = engine().query(current_user.id, kind.name)
     text = request.args.get("q", "").strip()[:200]
     if text:
@@ -195,6 +194,13 @@ def list_page(kind, extra_filters=None):
         value = request.args.get(name, "").strip()
         if value:
             query = query.where(column == value)
+    return query, text, mine
+
+
+def list_page(kind, extra_filters=None):
+    require_object(kind, "read")
+    levels = levels_of(kind)
+    query, text, mine = _filtered(kind, extra_filters)
     sort = request.args.get("sort", kind.default_sort)
     if sort.lstrip("-") not in kind.sorts:
         sort = kind.default_sort
@@ -213,7 +219,26 @@ def list_page(kind, extra_filters=None):
     return render_template("crm_core/records/list.html", kind=kind, records=records, total=total,
                            page=page, pages=max(1, -(-total // PER_PAGE)), columns=columns, q=text,
                            mine=mine, sort=sort, display=_display(kind),
+                           export_args={k: v for k, v in request.args.items()
+                                        if k not in ("page", "sort", "format") and v},
                            can_create=engine().object_permissions(current_user.id, kind.name).create)
+
+
+def export(kind, extra_filters=None):
+    """The list as the request filters it, as a CSV or XLSX download."""
+    from flask import Response
+
+    from crm_core import exports
+
+    require_object(kind, "read")
+    file_format = request.args.get("format", "csv")
+    if file_format not in exports.FORMATS:
+        abort(400)
+    query, _text, _mine = _filtered(kind, extra_filters)
+    data, _count = exports.write(kind.name, current_user.id, file_format, query)
+    name = f"{kind.endpoint}-{dt.date.today().isoformat()}.{file_format}"
+    return Response(data, mimetype=exports.FORMATS[file_format],
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 def _display(kind):
@@ -349,13 +374,16 @@ def _messages(problem):
 
 
 def register(blueprint, kind, extra=None, filters=None):
-    """The seven routes of ``kind``'s pages on ``blueprint`` (endpoints list, new, create,
+    """The routes of ``kind``'s pages on ``blueprint`` (endpoints list, export, new, create,
     detail, edit, update, delete); ``extra(record)`` adds what the detail page shows beside
     the fields, ``filters`` the list's column filters ({query parameter: column})."""
     extra = extra or (lambda record: {})
 
     def list_view():
         return list_page(kind, filters)
+
+    def export_view():
+        return export(kind, filters)
 
     def new_view():
         require_object(kind, "create")
@@ -381,6 +409,7 @@ def register(blueprint, kind, extra=None, filters=None):
 
     blueprint.add_url_rule("", "list", list_view, methods=["GET"])
     blueprint.add_url_rule("/new", "new", new_view, methods=["GET"])
+    blueprint.add_url_rule("/export", "export", export_view, methods=["GET"])
     blueprint.add_url_rule("", "create", create_view, methods=["POST"])
     blueprint.add_url_rule("/<int:record_id>", "detail", detail_view, methods=["GET"])
     blueprint.add_url_rule("/<int:record_id>/edit", "edit", edit_view, methods=["GET"])
