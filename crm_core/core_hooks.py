@@ -16,10 +16,12 @@ def crm_register_models(app):
     from crm_core.users.models import ApiToken, LoginThrottle, User, UserSession
 
     from crm_core.accounts.models import Account, Contact
+    from crm_core.leads.models import Campaign, Lead
 
     return [User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
             RolePermission, UserRole, AccessDefault, SharingRule, RecordShare, FieldRule,
-            FieldHistory, SecurityEvent, RecycleGroup, RecycleItem, RoleGrant, Account, Contact]
+            FieldHistory, SecurityEvent, RecycleGroup, RecycleItem, RoleGrant, Account, Contact,
+            Campaign, Lead]
 
 
 @hookimpl
@@ -29,9 +31,13 @@ def crm_register_access_objects(app):
     from crm_core.accounts.models import Account, Contact
     from crm_core.permissions import AccessObject, ChildLink
 
+    from crm_core.leads.models import Campaign, Lead
+
     # Who can read a contact can read its account (the implicit parent read).
     return [AccessObject("account", Account, _l("Account"), children=(ChildLink("contact", "account_id"),)),
-            AccessObject("contact", Contact, _l("Contact"))]
+            AccessObject("contact", Contact, _l("Contact")),
+            AccessObject("lead", Lead, _l("Lead")),
+            AccessObject("campaign", Campaign, _l("Campaign"))]
 
 
 @hookimpl
@@ -43,22 +49,26 @@ def crm_register_migrations(app):
 def crm_register_blueprints(app):
     from crm_core.accounts.views import blueprint as accounts
     from crm_core.accounts.views import contacts_blueprint as contacts
+    from crm_core.leads.views import blueprint as leads
+    from crm_core.leads.views import campaigns_blueprint as campaigns
     from crm_core.org.views import blueprint as org
     from crm_core.users.views import blueprint as users
     from crm_core.web.views import blueprint as core
 
-    return [core, users, org, accounts, contacts]
+    return [core, users, org, accounts, contacts, leads, campaigns]
 
 
 @hookimpl
 def crm_register_api_blueprints(app):
     from crm_core.accounts.api import accounts_blueprint, contacts_blueprint
+    from crm_core.leads.api import campaigns_blueprint, leads_blueprint
     from crm_core.api.meta import blueprint as meta
     from crm_core.audit.api import blueprint as audit
     from crm_core.org.api import blueprint as org
     from crm_core.users.api import auth_blueprint, users_blueprint
 
-    return [meta, auth_blueprint, users_blueprint, org, audit, accounts_blueprint, contacts_blueprint]
+    return [meta, auth_blueprint, users_blueprint, org, audit, accounts_blueprint, contacts_blueprint,
+            leads_blueprint, campaigns_blueprint]
 
 
 @hookimpl
@@ -78,8 +88,10 @@ def crm_menu_items(app, actor):
 
     items = [MenuItem("core.home", _l("Dashboard"), order=0)]
     user_id = getattr(actor, "id", None)
-    for endpoint, label, name, order in (("accounts.list", _l("Accounts"), "account", 100),
-                                         ("contacts.list", _l("Contacts"), "contact", 110)):
+    for endpoint, label, name, order in (("leads.list", _l("Leads"), "lead", 90),
+                                         ("accounts.list", _l("Accounts"), "account", 100),
+                                         ("contacts.list", _l("Contacts"), "contact", 110),
+                                         ("campaigns.list", _l("Campaigns"), "campaign", 120)):
         if user_id is not None and engine().object_permissions(user_id, name).read:
             items.append(MenuItem(endpoint, label, order=order))
     if getattr(actor, "is_admin", False):

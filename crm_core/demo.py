@@ -41,8 +41,9 @@ def load_demo(password, scale=0, seed=2026):
             created += 1
     departments = _demo_organisation()
     accounts = _demo_accounts()
+    leads = _demo_leads()
     generated = _generate_users(password, scale, seed) if scale else 0
-    return {"people": created, "departments": departments, "accounts": accounts,
+    return {"people": created, "departments": departments, "accounts": accounts, "leads": leads,
             "generated": generated}
 
 
@@ -150,4 +151,44 @@ def _demo_accounts():
                                      actor_id=owner.id)
             first = first or contact
         created += 1
+    return created
+
+
+# Campaigns of the demo company and the leads they brought: (owner, campaign name, channel,
+# currency, cost, [(company, first name, last name, email, source, status, country)]).
+DEMO_CAMPAIGNS = [
+    ("nguyen.van.an@example.com", "Triển lãm Vietbuild 2026", "Trade fair", "VND", "120000000", [
+        ("Công ty CP Nội thất Hòa Phát", "Quang", "Đỗ Minh", "quang.do@hoaphat.example.vn", "event", "new", "VN"),
+        ("Công ty TNHH Kỹ thuật Bình Minh", "Hà", "Bùi Thu", "ha.bui@binhminh.example.vn", "event", "qualified", "VN"),
+    ]),
+    ("anna.kowalska@example.com", "Newsletter wiosna 2026", "Newsletter", "PLN", "4500", [
+        ("Piekarnia Złoty Kłos", "Katarzyna", "Wójcik", "k.wojcik@zlotyklos.example.pl", "email", "contacted", "PL"),
+    ]),
+    ("wang.fang@example.com", "华南工业展 2026", "Trade fair", "CNY", "85000", [
+        ("广州越秀贸易有限公司", "伟", "黄", "huang.wei@yuexiu.example.cn", "event", "new", "CN"),
+    ]),
+    ("olga.smirnova@example.com", "Вебинар «Цифровые продажи»", "Webinar", "RUB", "150000", [
+        ("ООО «Уральские машины»", "Сергей", "Морозов", "morozov@uralmash.example.ru", "web", "qualified", "RU"),
+    ]),
+]
+
+
+def _demo_leads():
+    """The demo campaigns and their leads (skipped when already there)."""
+    from crm_core.leads.models import Campaign
+    from crm_core.leads.services import create_campaign, create_lead
+
+    created = 0
+    for owner_email, name, channel, currency, cost, leads in DEMO_CAMPAIGNS:
+        if Campaign.alive().where(Campaign.name == name).exists():
+            continue
+        owner = find_by_email(owner_email)
+        campaign = create_campaign({"name": name, "channel": channel, "status": "active",
+                                    "currency": currency, "cost": cost, "owner_id": owner.id},
+                                   actor_id=owner.id)
+        for company, given, family, email, source, status, country in leads:
+            create_lead({"company": company, "first_name": given, "last_name": family, "email": email,
+                         "source": source, "status": status, "country": country,
+                         "campaign_id": campaign.id, "owner_id": owner.id}, actor_id=owner.id)
+            created += 1
     return created

@@ -187,10 +187,13 @@ def pages_to_check(base, page):
         page.goto(base + listing)
         paths.append(page.locator(link).first.get_attribute("href"))
     paths.append(paths[-1] + "/fields")
-    paths += ["/accounts", "/accounts/new", "/contacts", "/contacts/new"]
-    # One account with one contact (made through their forms the first time).
+    paths += ["/accounts", "/accounts/new", "/contacts", "/contacts/new", "/leads", "/leads/new",
+              "/campaigns", "/campaigns/new"]
+    # One record of each kind (made through their forms the first time).
     for listing, form, fields in (("/accounts", "/accounts/new", {"#f-name": "Công ty Minh An"}),
-                                  ("/contacts", "/contacts/new", {"#f-last_name": "Nguyễn"})):
+                                  ("/contacts", "/contacts/new", {"#f-last_name": "Nguyễn"}),
+                                  ("/campaigns", "/campaigns/new", {"#f-name": "Vietbuild"}),
+                                  ("/leads", "/leads/new", {"#f-last_name": "Trần"})):
         page.goto(base + listing)
         if not page.locator("main table a").count():
             page.goto(base + form)

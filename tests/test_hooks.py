@@ -433,10 +433,11 @@ def test_hook_crm_menu_items(app_factory, register_plugin):
     nav = page.split("<nav", 1)[1].split("</nav>", 1)[0]
     assert '<a href="/plugins/notes/">Notes</a>' in nav
     # sorted by (order, label): the core's Dashboard (0), Territories (10), Notes (50),
-    # Zones (50), the core's Accounts (100) and Contacts (110), Users (900, administrators only)
+    # Zones (50), the core's Leads (90), Accounts (100), Contacts (110), Campaigns (120),
+    # Users (900, administrators only)
     labels = re.findall(r'<a href="[^"]*"[^>]*>([^<]*)</a>', nav)
-    assert labels == ["Dashboard", "Territories", "Notes", "Zones", "Accounts", "Contacts", "Users",
-                      "Organisation"]
+    assert labels == ["Dashboard", "Territories", "Notes", "Zones", "Leads", "Accounts", "Contacts",
+                      "Campaigns", "Users", "Organisation"]
     assert seen_actors and {getattr(a, "id", None) for a in seen_actors} == {signed_in.user.id}, seen_actors
 
 

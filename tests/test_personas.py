@@ -8,6 +8,7 @@ import pytest
 from flask import g
 
 from crm_core.accounts import services as accounts
+from crm_core.leads import services as leads
 from crm_core.org import services as org
 from crm_core.permissions import Level
 from crm_core.recycle import services as recycle
@@ -50,19 +51,23 @@ def build_world(with_password=False):
                                    field="industry", values=["mining"])
     customer = accounts.create_account({"name": "Công ty Minh An", "industry": "Retail"}, actor_id=rep_a.id)
     contact = accounts.create_contact({"account_id": customer.id, "last_name": "Nguyễn"}, actor_id=rep_a.id)
+    campaign = leads.create_campaign({"name": "Vietbuild"}, actor_id=rep_a.id)
+    lead = leads.create_lead({"last_name": "Trần", "company": "Sông Hồng", "campaign_id": campaign.id},
+                             actor_id=rep_a.id)
     _, rep_a_token = issue_token(rep_a, "laptop")
     people = {"rep_a": rep_a, "manager": manager, "rep_b": rep_b, "admin": admin, "auditor": auditor}
     values = {
         "user_id": rep_a.id, "department_id": spare.id, "team_id": team.id,
         "role_id": org.role_by_key("sales_rep").id, "object_name": "fx_account",
         "record_id": record.id, "fx_account_id": record.id,
-        "account_id": customer.id, "contact_id": contact.id, "group_id": group.id, "rule_id": rule.id, "share_id": share.id,
+        "account_id": customer.id, "contact_id": contact.id, "lead_id": lead.id,
+        "campaign_id": campaign.id, "group_id": group.id, "rule_id": rule.id, "share_id": share.id,
         "token_id": rep_a_token.id, "rep_a_email": rep_a.email, "rep_b_id": rep_b.id,
         "password": DEFAULT_PASSWORD,
     }
     lockable = {"user": rep_a, "department": spare, "record": record, "team": team,
                 "role": org.role_by_key("sales_rep"), "default": org.default_of("fx_account"),
-                "account": customer, "contact": contact}
+                "account": customer, "contact": contact, "lead": lead, "campaign": campaign}
     return people, values, lockable
 
 

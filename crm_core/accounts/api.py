@@ -11,16 +11,12 @@ from flask_login import current_user
 
 from crm_core.accounts import services
 from crm_core.accounts.models import ACCOUNT_KINDS, Account, Contact
-from crm_core.api import Blueprint, ListQuery, Schema, check_if_match, page_schema, with_etag
+from crm_core.api import Blueprint, ListQuery, Schema
 from crm_core.api import access
-from crm_core.api.export import EXPORT_DOC, export_response, export_schema
+from crm_core.api.resources import Resource, register
 from crm_core.api.fields import Amount, Currency
 
 ID = ma.validate.Range(min=1, max=2**63 - 1)
-IF_MATCH = {"parameters": [{"in": "header", "name": "If-Match", "required": True,
-                            "schema": {"type": "string"}}]}
-IF_MATCH_OPTIONAL = {"parameters": [{"in": "header", "name": "If-Match", "required": False,
-                                     "schema": {"type": "string"}}]}
 
 accounts_blueprint = Blueprint("accounts_api", __name__, url_prefix="/accounts",
                                description="Accounts: prospects, customers, resellers, vendors.")
@@ -82,77 +78,7 @@ accounts_list = ListQuery(
 
 
 def _account_out(record):
-    return access.dump_visible("account", AccountSchema().dump(record))
-
-
-def _writable(name, data):
-    access.check_writable(name, {key: value for key, value in data.items()})
-
-
-@accounts_blueprint.route("")
-class Accounts(MethodView):
-    @accounts_blueprint.arguments(accounts_list.schema, location="query")
-    @accounts_blueprint.response(200, page_schema(AccountSchema))
-    def get(self, args):
-        """The accounts the caller may see."""
-        access.check_list_arguments("account", args, accounts_list)
-        page = accounts_list.page(access.readable("account"), args)
-        return jsonify({**page, "items": [_account_out(r) for r in page["items"]]})
-
-    @accounts_blueprint.arguments(AccountSchema)
-    @accounts_blueprint.response(201, AccountSchema)
-    def post(self, data):
-        """A new account (owned by the caller unless owner_id says otherwise)."""
-        access.require_object("account", "create")
-        _writable("account", data)
-        record = services.create_account(data, actor_id=current_user.id)
-        return with_etag(jsonify(_account_out(record)), record), 201
-
-
-@accounts_blueprint.route("/export")
-class AccountExport(MethodView):
-    @accounts_blueprint.arguments(export_schema(accounts_list), location="query")
-    @accounts_blueprint.doc(**EXPORT_DOC)
-    def get(self, args):
-        """The accounts the caller may see, as CSV or XLSX (the list's filters apply)."""
-        return export_response("account", accounts_list, args, "accounts")
-
-
-@accounts_blueprint.route("/<int:account_id>")
-class AccountItem(MethodView):
-    @accounts_blueprint.response(200, AccountSchema)
-    def get(self, account_id):
-        record = access.get_readable("account", account_id)
-        return with_etag(jsonify(_account_out(record)), record)
-
-    @accounts_blueprint.arguments(AccountPatchSchema)
-    @accounts_blueprint.response(200, AccountSchema)
-    @accounts_blueprint.doc(**IF_MATCH)
-    def patch(self, data, account_id):
-        record = access.get_readable("account", account_id)
-        access.require_object("account", "update")
-        access.require(record, "transfer" if "owner_id" in data and data["owner_id"] != record.owner_id
-                       else "update")
-        _writable("account", data)
-        version = check_if_match(record)
-        services.update_account(record, data, actor_id=current_user.id, expected_version=version)
-        return with_etag(jsonify(_account_out(record)), record)
-
-    @accounts_blueprint.response(204)
-    @accounts_blueprint.doc(**IF_MATCH_OPTIONAL)
-    def delete(self, account_id):
-        """Into the recycle bin, with the account's contacts."""
-        record = access.get_readable("account", account_id)
-        access.require_object("account", "delete")
-        access.require(record, "delete")
-        services.delete_account(record, actor_id=current_user.id,
-                                expected_version=_optional_version(record))
-
-
-def _optional_version(record):
-    from flask import request
-
-    return check_if_match(record) if request.headers.get("If-Match") else None
+    return ACCOUNTS.out(record)
 
 
 class OrgChartNodeSchema(Schema):
@@ -219,64 +145,12 @@ contacts_list = ListQuery(
 
 
 def _contact_out(record):
-    return access.dump_visible("contact", ContactSchema().dump(record))
+    return CONTACTS.out(record)
 
 
-@contacts_blueprint.route("")
-class Contacts(MethodView):
-    @contacts_blueprint.arguments(contacts_list.schema, location="query")
-    @contacts_blueprint.response(200, page_schema(ContactSchema))
-    def get(self, args):
-        """The contacts the caller may see."""
-        access.check_list_arguments("contact", args, contacts_list)
-        if args.get("email"):
-            args["email"] = args["email"].strip().lower()
-        page = contacts_list.page(access.readable("contact"), args)
-        return jsonify({**page, "items": [_contact_out(r) for r in page["items"]]})
-
-    @contacts_blueprint.arguments(ContactSchema)
-    @contacts_blueprint.response(201, ContactSchema)
-    def post(self, data):
-        access.require_object("contact", "create")
-        _writable("contact", data)
-        record = services.create_contact(data, actor_id=current_user.id)
-        return with_etag(jsonify(_contact_out(record)), record), 201
-
-
-@contacts_blueprint.route("/export")
-class ContactExport(MethodView):
-    @contacts_blueprint.arguments(export_schema(contacts_list), location="query")
-    @contacts_blueprint.doc(**EXPORT_DOC)
-    def get(self, args):
-        """The contacts the caller may see, as CSV or XLSX (the list's filters apply)."""
-        return export_response("contact", contacts_list, args, "contacts")
-
-
-@contacts_blueprint.route("/<int:contact_id>")
-class ContactItem(MethodView):
-    @contacts_blueprint.response(200, ContactSchema)
-    def get(self, contact_id):
-        record = access.get_readable("contact", contact_id)
-        return with_etag(jsonify(_contact_out(record)), record)
-
-    @contacts_blueprint.arguments(ContactPatchSchema)
-    @contacts_blueprint.response(200, ContactSchema)
-    @contacts_blueprint.doc(**IF_MATCH)
-    def patch(self, data, contact_id):
-        record = access.get_readable("contact", contact_id)
-        access.require_object("contact", "update")
-        access.require(record, "transfer" if "owner_id" in data and data["owner_id"] != record.owner_id
-                       else "update")
-        _writable("contact", data)
-        version = check_if_match(record)
-        services.update_contact(record, data, actor_id=current_user.id, expected_version=version)
-        return with_etag(jsonify(_contact_out(record)), record)
-
-    @contacts_blueprint.response(204)
-    @contacts_blueprint.doc(**IF_MATCH_OPTIONAL)
-    def delete(self, contact_id):
-        record = access.get_readable("contact", contact_id)
-        access.require_object("contact", "delete")
-        access.require(record, "delete")
-        services.delete_contact(record, actor_id=current_user.id,
-                                expected_version=_optional_version(record))
+ACCOUNTS = Resource("account", "accounts", AccountSchema, AccountPatchSchema, accounts_list,
+                    services.create_account, services.update_account, services.delete_account)
+CONTACTS = Resource("contact", "contacts", ContactSchema, ContactPatchSchema, contacts_list,
+                    services.create_contact, services.update_contact, services.delete_contact)
+register(accounts_blueprint, ACCOUNTS)
+register(contacts_blueprint, CONTACTS)

@@ -4,9 +4,6 @@ chart of a customer, and deletion into the recycle bin with the contacts."""
 
 from __future__ import annotations
 
-import re
-
-from babel import Locale
 from flask_babel import lazy_gettext as _l
 
 from crm_core.accounts.models import ACCOUNT_KINDS, Account, Contact
@@ -15,57 +12,17 @@ from crm_core.errors import VersionConflict
 from crm_core.org.services import Problems, owner_changed
 from crm_core.permissions import Level, engine
 from crm_core.records import chain_reaches, create_record, update_record
-from crm_core.users.models import User
+from crm_core.record_checks import choice as _choice
+from crm_core.record_checks import columns
+from crm_core.record_checks import common as _common
+from crm_core.record_checks import country as _country
+from crm_core.record_checks import owner as _owner
+from crm_core.record_checks import readable as _readable
+from crm_core.record_checks import text as _text
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-COUNTRIES = frozenset(code for code in Locale("en").territories if re.fullmatch(r"[A-Z]{2}", code))
 CREDIT_RATINGS = ("AAA", "AA", "A", "BBB", "BB", "B", "CCC", "CC", "C", "D")
 FINANCIAL_STATUSES = ("good", "watch", "blocked")
 CHANNELS = ("email", "phone", "mobile", "visit", "letter")
-
-
-def _text(values, name, problems, required=False):
-    """Strip a text input; empty means none. A required one must be given."""
-    if name not in values:
-        return
-    value = values[name]
-    if isinstance(value, str):
-        value = value.strip() or None
-        values[name] = value
-    if required and not value:
-        problems.add(name, _l("This field is required."))
-
-
-def _choice(values, name, choices, problems):
-    if values.get(name) is not None and values[name] not in choices:
-        problems.add(name, _l("Choose one of: %(choices)s.", choices=", ".join(choices)))
-
-
-def _owner(values, problems):
-    if "owner_id" in values and not User.alive().where(
-            (User.id == values["owner_id"]) & (User.active == True)).exists():  # noqa: E712
-        problems.add("owner_id", _l("No such user."))
-
-
-def _readable(name, record_id, actor_id, problems, field, message):
-    """Does ``record_id`` name a live record of ``name`` the actor may see? (A record the
-    actor cannot read is refused exactly like a missing one.)"""
-    if record_id is None:
-        return None
-    model = engine().objects[name].model
-    query = (engine().query(actor_id, name) if actor_id is not None else model.alive())
-    record = query.where(model.id == record_id).first()
-    if record is None:
-        problems.add(field, message)
-    return record
-
-
-def _common(values, problems):
-    for name in ("email",):
-        if values.get(name):
-            values[name] = values[name].strip().lower()
-            if not EMAIL.match(values[name]):
-                problems.add(name, _l("“%(email)s” is not an email address.", email=values[name]))
 
 
 # -- accounts ------------------------------------------------------------------------------------
@@ -83,10 +40,7 @@ def _check_account(values, problems, actor_id, account=None):
     _choice(values, "kind", ACCOUNT_KINDS, problems)
     _choice(values, "credit_rating", CREDIT_RATINGS, problems)
     _choice(values, "financial_status", FINANCIAL_STATUSES, problems)
-    if values.get("country"):
-        values["country"] = values["country"].upper()
-        if values["country"] not in COUNTRIES:
-            problems.add("country", _l("Choose a country by its two-letter code."))
+    _country(values, problems)
     if values.get("employees") is not None and values["employees"] < 0:
         problems.add("employees", _l("Enter a number that is not negative."))
     _common(values, problems)
@@ -98,12 +52,6 @@ def _check_account(values, problems, actor_id, account=None):
             problems.add("parent_id", _l("An account cannot belong to itself or to one of its own."))
 
 
-def _columns(values):
-    """API names to model fields (``parent_id`` is the column of ``parent``)."""
-    renamed = {"parent_id": "parent", "account_id": "account", "reports_to_id": "reports_to"}
-    return {renamed.get(key, key): value for key, value in values.items()}
-
-
 def create_account(values, actor_id=None):
     """A new account; its owner is the actor unless ``owner_id`` names another user."""
     values = dict(values)
@@ -113,7 +61,7 @@ def create_account(values, actor_id=None):
     problems.check()
     if values.get("kind") == "customer":
         values["became_customer_at"] = utcnow()
-    return create_record(Account, actor_id=actor_id, **_columns(values))
+    return create_record(Account, actor_id=actor_id, **columns(Account, values))
 
 
 def update_account(account, changes, actor_id=None, expected_version=None):
@@ -125,7 +73,7 @@ def update_account(account, changes, actor_id=None, expected_version=None):
     if changes.get("kind") == "customer" and account.kind != "customer" and not account.became_customer_at:
         changes["became_customer_at"] = utcnow()
     with database.atomic():
-        changed = update_record(account, _columns(changes), actor_id=actor_id,
+        changed = update_record(account, columns(Account, changes), actor_id=actor_id,
                                 expected_version=expected_version)
         if "owner_id" in changed:
             owner_changed("account", account.id)
@@ -182,7 +130,7 @@ def create_contact(values, actor_id=None):
     problems = Problems()
     _check_contact(values, problems, actor_id)
     problems.check()
-    return create_record(Contact, actor_id=actor_id, **_columns(values))
+    return create_record(Contact, actor_id=actor_id, **columns(Contact, values))
 
 
 def update_contact(contact, changes, actor_id=None, expected_version=None):
@@ -198,7 +146,7 @@ def update_contact(contact, changes, actor_id=None, expected_version=None):
             # Those who reported to this contact stay with the old account.
             for report in Contact.select().where(Contact.reports_to == contact.id):
                 update_record(report, {"reports_to": None}, actor_id=actor_id)
-        changed = update_record(contact, _columns(changes), actor_id=actor_id,
+        changed = update_record(contact, columns(Contact, changes), actor_id=actor_id,
                                 expected_version=expected_version)
         if "owner_id" in changed:
             owner_changed("contact", contact.id)

@@ -24,11 +24,11 @@ CHANNELS = (("email", _l("Email")), ("phone", _l("Phone")), ("mobile", _l("Mobil
             ("visit", _l("Visit")), ("letter", _l("Letter")))
 
 
-def _people():
+def people():
     return [(u.id, u.name) for u in User.alive().where(User.active == True).order_by(User.name)]  # noqa: E712
 
 
-def _accounts():
+def account_choices():
     """The accounts the reader may see, by name (for parent and account selects)."""
     return [(a.id, a.name) for a in engine().query(current_user.id, "account", Account.id, Account.name)
             .order_by(Account.name).limit(1000)]
@@ -74,7 +74,8 @@ ACCOUNT = RecordKind(
     search=lambda query, text: query.where(Account.name.contains(text) | (Account.tax_id == text)),
     sorts={"name": (_l("Name"), Account.name), "updated_at": (_l("Last changed"), Account.updated_at),
            "country": (_l("Country"), Account.country)},
-    choice_sources={"owner_id": _people, "parent_id": _accounts},
+    choice_sources={"owner_id": people, "parent_id": account_choices},
+    extra_template="crm_core/accounts/_account_extra.html",
 )
 
 CONTACT = RecordKind(
@@ -109,7 +110,7 @@ CONTACT = RecordKind(
                                            | Contact.first_name.contains(text)
                                            | (Contact.email == text.lower())),
     sorts={"name": (_l("Name"), Contact.last_name), "updated_at": (_l("Last changed"), Contact.updated_at)},
-    choice_sources={"owner_id": _people, "account_id": _accounts, "reports_to_id": _contact_choices},
+    choice_sources={"owner_id": people, "account_id": account_choices, "reports_to_id": _contact_choices},
 )
 
 

@@ -63,7 +63,8 @@ class RecordKind:
     search: Callable               # (query, text) -> query
     sorts: dict = field(default_factory=dict)   # {key: (label, column)}
     default_sort: str = "name"
-    choice_sources: dict = field(default_factory=dict)  # {input: callable(actor) -> [(id, label)]}
+    choice_sources: dict = field(default_factory=dict)  # {input: callable() -> [(id, label)]}
+    extra_template: str | None = None  # drawn on the detail page after the fields
 
     @property
     def model(self):
@@ -273,7 +274,9 @@ def _display(kind):
     return show
 
 
-def detail_page(kind, record, extra=None, status=200, delete_error=None):
+def detail_page(kind, record, extra=None, status=200, delete_error=None, action_error=None):
+    """The record's page; ``delete_error``/``action_error``: why a deletion or an action of
+    the kind's own (a lead's conversion) was refused."""
     levels = levels_of(kind)
     visible = [spec for spec in kind.inputs if levels.get(spec.name, FIELD_EDIT) > FIELD_HIDDEN]
     readable = {spec.name for spec in visible} | {
@@ -283,6 +286,7 @@ def detail_page(kind, record, extra=None, status=200, delete_error=None):
     return render_template(
         "crm_core/records/detail.html", kind=kind, record=record, fields=visible,
         display=_display(kind), history=history, extra=extra or {}, delete_error=delete_error,
+        action_error=action_error,
         labels={spec.name: spec.label for spec in kind.inputs},
         can_edit=access.object_permissions(current_user.id, kind.name).edit
         and access.can(current_user.id, record, "update"),

@@ -1,0 +1,118 @@
+"""The REST resource of a kind of business record, under the access engine.
+
+``register(blueprint, Resource(...))`` adds ``GET/POST /``, ``GET /export`` and
+``GET/PATCH/DELETE /<id>`` to a blueprint: lists and counts come from the engine's
+query, a record the caller cannot read is a 404 like a missing one, hidden fields are
+left out, fields the caller may not edit are a 422, changes need ``If-Match``, giving a
+record to someone else needs the transfer level, and deleting puts it in the recycle bin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from flask import jsonify, request
+from flask.views import MethodView
+from flask_login import current_user
+
+from crm_core.api import access
+from crm_core.api.export import EXPORT_DOC, export_response, export_schema
+from crm_core.api.listing import ListQuery, page_schema
+from crm_core.api.locking import check_if_match, with_etag
+
+IF_MATCH = {"parameters": [{"in": "header", "name": "If-Match", "required": True,
+                            "schema": {"type": "string"}}]}
+IF_MATCH_OPTIONAL = {"parameters": [{"in": "header", "name": "If-Match", "required": False,
+                                     "schema": {"type": "string"}}]}
+
+
+@dataclass
+class Resource:
+    name: str            # the access object: "lead"
+    plural: str          # "leads": the export's file name, the docs
+    schema: Any          # marshmallow schema class of the record
+    patch_schema: Any    # the same with nothing required
+    list_query: ListQuery
+    create: Callable     # services.create_x(values, actor_id)
+    update: Callable     # services.update_x(record, changes, actor_id, expected_version)
+    delete: Callable     # services.delete_x(record, actor_id, expected_version)
+
+    def out(self, record):
+        return access.dump_visible(self.name, self.schema().dump(record))
+
+
+def may_change(name, record, data):
+    """403 unless the caller may change ``record`` (and give it away, when the owner changes);
+    422 for a field they may not edit."""
+    access.require_object(name, "update")
+    access.require(record, "transfer" if "owner_id" in data and data["owner_id"] != record.owner_id
+                   else "update")
+    access.check_writable(name, data)
+
+
+def optional_version(record):
+    """A delete may name the version it saw (412 when stale); without one it deletes."""
+    return check_if_match(record) if request.headers.get("If-Match") else None
+
+
+def register(blueprint, resource):
+    name, plural, query = resource.name, resource.plural, resource.list_query
+    id_rule = f"/<int:{name}_id>"
+
+    class Collection(MethodView):
+        @blueprint.arguments(query.schema, location="query")
+        @blueprint.response(200, page_schema(resource.schema))
+        def get(self, args):
+            access.check_list_arguments(name, args, query)
+            page = query.page(access.readable(name), args)
+            return jsonify({**page, "items": [resource.out(r) for r in page["items"]]})
+
+        @blueprint.arguments(resource.schema)
+        @blueprint.response(201, resource.schema)
+        def post(self, data):
+            access.require_object(name, "create")
+            access.check_writable(name, data)
+            record = resource.create(data, actor_id=current_user.id)
+            return with_etag(jsonify(resource.out(record)), record), 201
+
+    class Export(MethodView):
+        @blueprint.arguments(export_schema(query), location="query")
+        @blueprint.doc(**EXPORT_DOC)
+        def get(self, args):
+            return export_response(name, query, args, plural)
+
+    class Item(MethodView):
+        @blueprint.response(200, resource.schema)
+        def get(self, **ids):
+            record = access.get_readable(name, ids[f"{name}_id"])
+            return with_etag(jsonify(resource.out(record)), record)
+
+        @blueprint.arguments(resource.patch_schema)
+        @blueprint.response(200, resource.schema)
+        @blueprint.doc(**IF_MATCH)
+        def patch(self, data, **ids):
+            record = access.get_readable(name, ids[f"{name}_id"])
+            may_change(name, record, data)
+            version = check_if_match(record)
+            resource.update(record, data, actor_id=current_user.id, expected_version=version)
+            return with_etag(jsonify(resource.out(record)), record)
+
+        @blueprint.response(204)
+        @blueprint.doc(**IF_MATCH_OPTIONAL)
+        def delete(self, **ids):
+            record = access.get_readable(name, ids[f"{name}_id"])
+            access.require_object(name, "delete")
+            access.require(record, "delete")
+            resource.delete(record, actor_id=current_user.id, expected_version=optional_version(record))
+
+    # Docstrings become the operations' summaries in the OpenAPI document.
+    Collection.get.__doc__ = f"The {plural} the caller may see."
+    Collection.post.__doc__ = f"A new record of {plural} (owned by the caller unless owner_id says otherwise)."
+    Export.get.__doc__ = f"The {plural} the caller may see, as CSV or XLSX (the list's filters apply)."
+    Item.get.__doc__ = "One record (404 when the caller may not see it, like a missing one)."
+    Item.patch.__doc__ = "Change the record (If-Match: its version)."
+    Item.delete.__doc__ = "Into the recycle bin."
+    for view, rule in ((Collection, ""), (Export, "/export"), (Item, id_rule)):
+        view.__name__ = f"{name.title()}{view.__name__}"
+        blueprint.route(rule)(view)

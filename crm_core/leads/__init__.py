@@ -1,0 +1,1 @@
+"""Leads and the campaigns that bring them: capture, qualification, conversion."""

@@ -1,0 +1,137 @@
+"""API of campaigns and leads, under the access engine like every business record, and
+``POST /leads/<id>/convert``."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import jsonify
+from flask.views import MethodView
+from flask_login import current_user
+
+from crm_core.accounts.api import ACCOUNTS, CONTACTS, AccountSchema, ContactSchema
+from crm_core.api import Blueprint, ListQuery, Schema, check_if_match, with_etag
+from crm_core.api import access
+from crm_core.api.fields import Amount, Currency
+from crm_core.api.resources import IF_MATCH, Resource, may_change, register
+from crm_core.leads import services
+from crm_core.leads.models import CAMPAIGN_STATUSES, LEAD_RATINGS, LEAD_SOURCES, LEAD_STATUSES, Campaign, Lead
+
+ID = ma.validate.Range(min=1, max=2**63 - 1)
+
+leads_blueprint = Blueprint("leads_api", __name__, url_prefix="/leads",
+                            description="Leads: capture, qualification, conversion.")
+campaigns_blueprint = Blueprint("campaigns_api", __name__, url_prefix="/campaigns",
+                                description="Campaigns, with their cost.")
+
+
+def _text(length, **kwargs):
+    return ma.fields.String(allow_none=True, validate=ma.validate.Length(max=length), **kwargs)
+
+
+class CampaignSchema(Schema):
+    id = ma.fields.Integer(dump_only=True)
+    version = ma.fields.Integer(dump_only=True)
+    created_at = ma.fields.DateTime(dump_only=True)
+    updated_at = ma.fields.DateTime(dump_only=True)
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    owner_id = ma.fields.Integer(validate=ID)
+    status = ma.fields.String(validate=ma.validate.OneOf(CAMPAIGN_STATUSES))
+    channel = _text(50)
+    start_date = ma.fields.Date(allow_none=True)
+    end_date = ma.fields.Date(allow_none=True)
+    currency = Currency(allow_none=True)
+    cost = Amount(allow_none=True)
+    description = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=20000))
+
+
+class CampaignPatchSchema(CampaignSchema):
+    name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
+
+
+class LeadSchema(Schema):
+    id = ma.fields.Integer(dump_only=True)
+    version = ma.fields.Integer(dump_only=True)
+    created_at = ma.fields.DateTime(dump_only=True)
+    updated_at = ma.fields.DateTime(dump_only=True)
+    owner_id = ma.fields.Integer(validate=ID)
+    company = _text(200)
+    first_name = _text(100)
+    last_name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100))
+    title = _text(100)
+    email = _text(254)
+    phone = _text(50)
+    mobile = _text(50)
+    country = _text(2)
+    region = _text(100)
+    city = _text(100)
+    industry = _text(100)
+    source = ma.fields.String(allow_none=True, validate=ma.validate.OneOf(LEAD_SOURCES))
+    campaign_id = ma.fields.Integer(allow_none=True, validate=ID)
+    status = ma.fields.String(validate=ma.validate.OneOf(LEAD_STATUSES))
+    rating = ma.fields.String(allow_none=True, validate=ma.validate.OneOf(LEAD_RATINGS))
+    description = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=20000))
+    converted_at = ma.fields.DateTime(dump_only=True, allow_none=True)
+    converted_account_id = ma.fields.Integer(dump_only=True, allow_none=True)
+    converted_contact_id = ma.fields.Integer(dump_only=True, allow_none=True)
+
+
+class LeadPatchSchema(LeadSchema):
+    last_name = ma.fields.String(validate=ma.validate.Length(min=1, max=100))
+
+
+class ConvertSchema(Schema):
+    account_id = ma.fields.Integer(allow_none=True, load_default=None, validate=ID,
+                                   metadata={"description": "link to this account instead of a new one"})
+    contact_id = ma.fields.Integer(allow_none=True, load_default=None, validate=ID,
+                                   metadata={"description": "link to this contact instead of a new one"})
+
+
+class ConversionSchema(Schema):
+    lead = ma.fields.Nested(LeadSchema)
+    account = ma.fields.Nested(AccountSchema)
+    contact = ma.fields.Nested(ContactSchema)
+
+
+campaigns_list = ListQuery(
+    "Campaign", sort={"id": Campaign.id, "name": Campaign.name, "start_date": Campaign.start_date,
+                      "updated_at": Campaign.updated_at},
+    filters={"status": (ma.fields.String(validate=ma.validate.OneOf(CAMPAIGN_STATUSES)), Campaign.status),
+             "owner_id": (ma.fields.Integer(validate=ID), Campaign.owner_id)},
+    default_sort="name")
+
+leads_list = ListQuery(
+    "Lead", sort={"id": Lead.id, "last_name": Lead.last_name, "company": Lead.company,
+                  "created_at": Lead.created_at, "updated_at": Lead.updated_at},
+    filters={"status": (ma.fields.String(validate=ma.validate.OneOf(LEAD_STATUSES)), Lead.status),
+             "source": (ma.fields.String(validate=ma.validate.OneOf(LEAD_SOURCES)), Lead.source),
+             "campaign_id": (ma.fields.Integer(validate=ID), Lead.campaign),
+             "owner_id": (ma.fields.Integer(validate=ID), Lead.owner_id),
+             "country": (ma.fields.String(), Lead.country)},
+    default_sort="-created_at")
+
+
+CAMPAIGNS = Resource("campaign", "campaigns", CampaignSchema, CampaignPatchSchema, campaigns_list,
+                     services.create_campaign, services.update_campaign, services.delete_campaign)
+LEADS = Resource("lead", "leads", LeadSchema, LeadPatchSchema, leads_list,
+                 services.create_lead, services.update_lead, services.delete_lead)
+register(campaigns_blueprint, CAMPAIGNS)
+register(leads_blueprint, LEADS)
+
+
+@leads_blueprint.route("/<int:lead_id>/convert")
+class LeadConvert(MethodView):
+    @leads_blueprint.arguments(ConvertSchema)
+    @leads_blueprint.response(200, ConversionSchema)
+    @leads_blueprint.doc(**IF_MATCH)
+    def post(self, data, lead_id):
+        """Convert the lead into an account and a contact (linking to the given or matching
+        ones); of two conversions of the same version, one wins, the other is a 412."""
+        record = access.get_readable("lead", lead_id)
+        may_change("lead", record, {"status": "converted"})
+        for name in ("account", "contact"):
+            access.require_object(name, "create" if data[f"{name}_id"] is None else "read")
+        version = check_if_match(record)
+        account, contact = services.convert(record, actor_id=current_user.id, expected_version=version,
+                                            account_id=data["account_id"], contact_id=data["contact_id"])
+        return with_etag(jsonify({"lead": LEADS.out(record), "account": ACCOUNTS.out(account),
+                                  "contact": CONTACTS.out(contact)}), record)

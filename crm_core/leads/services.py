@@ -1,0 +1,183 @@
+"""The rules of campaigns and leads: what they hold, qualification, and conversion into
+an account and a contact (linking to ones that already exist), once, even when two people
+convert at the same time."""
+
+from __future__ import annotations
+
+import peewee
+from flask_babel import lazy_gettext as _l
+
+from crm_core.accounts import services as accounts
+from crm_core.accounts.models import Account, Contact
+from crm_core.db import database, utcnow
+from crm_core.errors import UserError, VersionConflict
+from crm_core.leads.models import CAMPAIGN_STATUSES, LEAD_RATINGS, LEAD_SOURCES, LEAD_STATUSES, Campaign, Lead
+from crm_core.org.services import Problems, owner_changed
+from crm_core.permissions import engine
+from crm_core.record_checks import choice, columns, common, country, owner, readable, text
+from crm_core.records import create_record, update_record
+
+# Statuses a person sets; "converted" only comes from a conversion.
+OPEN_STATUSES = tuple(s for s in LEAD_STATUSES if s != "converted")
+
+
+# -- campaigns -------------------------------------------------------------------------------------
+
+def _check_campaign(values, problems):
+    for name in ("name", "channel", "description"):
+        text(values, name, problems, required=name == "name")
+    if "status" in values and values["status"] is None:
+        problems.add("status", _l("This field is required."))
+    choice(values, "status", CAMPAIGN_STATUSES, problems)
+    owner(values, problems)
+    start, end = values.get("start_date"), values.get("end_date")
+    if start and end and end < start:
+        problems.add("end_date", _l("The end cannot be before the start."))
+
+
+def create_campaign(values, actor_id=None):
+    values = dict(values)
+    values.setdefault("owner_id", actor_id)
+    problems = Problems()
+    _check_campaign(values, problems)
+    problems.check()
+    return create_record(Campaign, actor_id=actor_id, **values)
+
+
+def update_campaign(campaign, changes, actor_id=None, expected_version=None):
+    changes = dict(changes)
+    problems = Problems()
+    _check_campaign({"start_date": campaign.start_date, "end_date": campaign.end_date, **changes}, problems)
+    _check_campaign(changes, problems)
+    problems.check()
+    with database.atomic():
+        changed = update_record(campaign, changes, actor_id=actor_id, expected_version=expected_version)
+        if "owner_id" in changed:
+            owner_changed("campaign", campaign.id)
+    return changed
+
+
+def delete_campaign(campaign, actor_id=None, expected_version=None):
+    from crm_core.recycle.services import move_to_bin
+
+    if expected_version is not None and int(expected_version) != campaign.version:
+        raise VersionConflict(Campaign, campaign.id, expected_version)
+    return move_to_bin(campaign, actor_id=actor_id)
+
+
+# -- leads ---------------------------------------------------------------------------------------------
+
+LEAD_TEXT = ("company", "first_name", "last_name", "title", "email", "phone", "mobile", "region",
+             "city", "industry", "description", "country")
+
+
+def _check_lead(values, problems, actor_id):
+    for name in LEAD_TEXT:
+        text(values, name, problems, required=name == "last_name")
+    if "status" in values and values["status"] is None:
+        problems.add("status", _l("This field is required."))
+    choice(values, "status", OPEN_STATUSES, problems)
+    choice(values, "source", LEAD_SOURCES, problems)
+    choice(values, "rating", LEAD_RATINGS, problems)
+    country(values, problems)
+    common(values, problems)
+    owner(values, problems)
+    if values.get("campaign_id") is not None:
+        readable("campaign", values["campaign_id"], actor_id, problems, "campaign_id",
+                 _l("No such campaign."))
+
+
+def lead_name(lead):
+    return " ".join(part for part in (lead.first_name, lead.last_name) if part)
+
+
+def create_lead(values, actor_id=None):
+    values = dict(values)
+    values.setdefault("owner_id", actor_id)
+    problems = Problems()
+    _check_lead(values, problems, actor_id)
+    problems.check()
+    return create_record(Lead, actor_id=actor_id, **columns(Lead, values))
+
+
+def _not_converted(lead):
+    if lead.status == "converted":
+        raise UserError(_l("This lead has been converted: change its account and contact instead."),
+                        field="status", code="converted")
+
+
+def update_lead(lead, changes, actor_id=None, expected_version=None):
+    changes = dict(changes)
+    _not_converted(lead)
+    problems = Problems()
+    _check_lead(changes, problems, actor_id)
+    problems.check()
+    with database.atomic():
+        changed = update_record(lead, columns(Lead, changes), actor_id=actor_id,
+                                expected_version=expected_version)
+        if "owner_id" in changed:
+            owner_changed("lead", lead.id)
+    return changed
+
+
+def delete_lead(lead, actor_id=None, expected_version=None):
+    from crm_core.recycle.services import move_to_bin
+
+    if expected_version is not None and int(expected_version) != lead.version:
+        raise VersionConflict(Lead, lead.id, expected_version)
+    return move_to_bin(lead, actor_id=actor_id, label=lead_name(lead))
+
+
+# -- conversion -------------------------------------------------------------------------------------
+
+def matches(lead, actor_id):
+    """The existing account and contact a conversion would link to, among those the actor
+    may see: the account by company name (any case) and the contact by email."""
+    account = contact = None
+    if lead.company:
+        account = (engine().query(actor_id, "account")
+                   .where(peewee.fn.LOWER(Account.name) == lead.company.strip().lower())
+                   .order_by(Account.id).first())
+    if lead.email:
+        contact = (engine().query(actor_id, "contact").where(Contact.email == lead.email)
+                   .order_by(Contact.id).first())
+    return account, contact
+
+
+def convert(lead, actor_id=None, expected_version=None, account_id=None, contact_id=None):
+    """Turn a lead into an account and a contact, in one transaction.
+
+    ``account_id``/``contact_id`` link to existing records (the actor must see them);
+    without them the lead's matches are used, or new ones are made from the lead. The
+    lead becomes "converted" by a conditional update on its version, so of two people
+    converting at once one wins and the other gets a conflict; nothing of theirs is kept.
+    Returns (account, contact).
+    """
+    _not_converted(lead)
+    if lead.status == "unqualified":
+        raise UserError(_l("An unqualified lead cannot be converted."), field="status")
+    problems = Problems()
+    account = readable("account", account_id, actor_id, problems, "account_id", _l("No such account."))
+    contact = readable("contact", contact_id, actor_id, problems, "contact_id", _l("No such contact."))
+    problems.check()
+    found_account, found_contact = matches(lead, actor_id)
+    account = account or found_account
+    contact = contact or found_contact
+    expected = lead.version if expected_version is None else int(expected_version)
+    with database.atomic():
+        now = utcnow()
+        if account is None:
+            account = accounts.create_account({
+                "name": lead.company or lead_name(lead), "industry": lead.industry,
+                "country": lead.country, "region": lead.region, "city": lead.city,
+                "phone": lead.phone, "owner_id": lead.owner_id}, actor_id=actor_id)
+        if contact is None:
+            contact = accounts.create_contact({
+                "account_id": account.id, "first_name": lead.first_name, "last_name": lead.last_name,
+                "title": lead.title, "email": lead.email, "phone": lead.phone, "mobile": lead.mobile,
+                "owner_id": lead.owner_id}, actor_id=actor_id)
+        # The conditional update: a second conversion of the same version finds nothing.
+        update_record(lead, {"status": "converted", "converted_at": now,
+                             "converted_account": account.id, "converted_contact": contact.id},
+                      actor_id=actor_id, expected_version=expected)
+    return account, contact

@@ -1,0 +1,75 @@
+"""Checks every business record's service runs on its inputs: text trimmed (empty is
+none), required values, choices, country codes, email addresses, an owner who is an
+active user, and references to records the actor may read (one the actor cannot read is
+refused exactly like a missing one). Each adds its message to a ``Problems``."""
+
+from __future__ import annotations
+
+import re
+
+from babel import Locale
+from flask_babel import lazy_gettext as _l
+
+from crm_core.permissions import engine
+from crm_core.users.models import User
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+COUNTRIES = frozenset(code for code in Locale("en").territories if re.fullmatch(r"[A-Z]{2}", code))
+
+
+def text(values, name, problems, required=False):
+    """Strip a text input; empty means none. A required one must be given."""
+    if name not in values:
+        return
+    value = values[name]
+    if isinstance(value, str):
+        value = value.strip() or None
+        values[name] = value
+    if required and not value:
+        problems.add(name, _l("This field is required."))
+
+
+def choice(values, name, choices, problems):
+    if values.get(name) is not None and values[name] not in choices:
+        problems.add(name, _l("Choose one of: %(choices)s.", choices=", ".join(choices)))
+
+
+def owner(values, problems):
+    if "owner_id" in values and not User.alive().where(
+            (User.id == values["owner_id"]) & (User.active == True)).exists():  # noqa: E712
+        problems.add("owner_id", _l("No such user."))
+
+
+def readable(name, record_id, actor_id, problems, field, message):
+    """Does ``record_id`` name a live record of ``name`` the actor may see? (A record the
+    actor cannot read is refused exactly like a missing one.)"""
+    if record_id is None:
+        return None
+    model = engine().objects[name].model
+    query = (engine().query(actor_id, name) if actor_id is not None else model.alive())
+    record = query.where(model.id == record_id).first()
+    if record is None:
+        problems.add(field, message)
+    return record
+
+
+def common(values, problems):
+    for name in ("email",):
+        if values.get(name):
+            values[name] = values[name].strip().lower()
+            if not EMAIL.match(values[name]):
+                problems.add(name, _l("“%(email)s” is not an email address.", email=values[name]))
+
+
+def country(values, problems):
+    if values.get("country"):
+        values["country"] = values["country"].upper()
+        if values["country"] not in COUNTRIES:
+            problems.add("country", _l("Choose a country by its two-letter code."))
+
+
+def columns(model, values):
+    """API names to model fields: ``parent_id`` is the column of the foreign key ``parent``."""
+    by_column = {field.column_name: name for name, field in model._meta.fields.items()
+                 if hasattr(field, "rel_model")}
+    return {by_column.get(key, key): value for key, value in values.items()}
