@@ -26,9 +26,10 @@ from crm_core.errors import FieldValueError
 database = peewee.DatabaseProxy()
 
 SQLITE_PRAGMAS = {
+    # First, so that the pragmas after it wait for a busy database instead of failing.
+    "busy_timeout": 10000,
     "journal_mode": "wal",
     "foreign_keys": 1,
-    "busy_timeout": 10000,
     "synchronous": "normal",
     "cache_size": -32000,
 }

@@ -82,22 +82,29 @@ def _check_files(source):
 
 @contextlib.contextmanager
 def migration_lock(db):
-    """Serialise schema changes between processes."""
+    """Serialise schema changes between processes, holding a connection for them.
+
+    On SQLite the file lock comes before the connection: connecting sets pragmas (WAL)
+    that would otherwise wait on another process's migration and could time out.
+    """
     if vendor(db) == "postgresql":
         key = zlib.crc32(b"crm-migrations")
-        db.execute_sql("SELECT pg_advisory_lock(%s)", (key,))
-        try:
-            yield
-        finally:
-            db.execute_sql("SELECT pg_advisory_unlock(%s)", (key,))
+        with db.connection_context():
+            db.execute_sql("SELECT pg_advisory_lock(%s)", (key,))
+            try:
+                yield
+            finally:
+                db.execute_sql("SELECT pg_advisory_unlock(%s)", (key,))
         return
     if db.database == ":memory:":
-        yield
+        with db.connection_context():
+            yield
         return
     with open(str(db.database) + ".migrate-lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            with db.connection_context():
+                yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
@@ -107,7 +114,7 @@ def upgrade(db, sources, report=lambda label, name: None):
     for source in sources:
         _check_files(source)
     applied = []
-    with db.connection_context(), migration_lock(db):
+    with migration_lock(db):
         for source in sources:
             try:
                 names = runner(db, source).up()
