@@ -112,3 +112,12 @@ def crm_register_tasks(app):
     return [TaskSpec("purge_sign_in_records", purge_sign_in_records,
                      schedule=crontab(minute="17", hour="3")),
             TaskSpec("purge_recycle_bin", purge_expired, schedule=crontab(minute="37", hour="3"))]
+
+
+@hookimpl
+def crm_register_permissions(app):
+    from flask_babel import lazy_gettext as _l
+
+    from crm_core.permissions import Permission
+
+    return [Permission("leads.purge", _l("Purge inactive leads"), roles=("sales_manager",))]

@@ -188,7 +188,7 @@ def pages_to_check(base, page):
         paths.append(page.locator(link).first.get_attribute("href"))
     paths.append(paths[-1] + "/fields")
     paths += ["/accounts", "/accounts/new", "/contacts", "/contacts/new", "/leads", "/leads/new",
-              "/campaigns", "/campaigns/new"]
+              "/leads/purge", "/campaigns", "/campaigns/new"]
     # One record of each kind (made through their forms the first time).
     for listing, form, fields in (("/accounts", "/accounts/new", {"#f-name": "Công ty Minh An"}),
                                   ("/contacts", "/contacts/new", {"#f-last_name": "Nguyễn"}),

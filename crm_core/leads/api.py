@@ -135,3 +135,48 @@ class LeadConvert(MethodView):
                                             account_id=data["account_id"], contact_id=data["contact_id"])
         return with_etag(jsonify({"lead": LEADS.out(record), "account": ACCOUNTS.out(account),
                                   "contact": CONTACTS.out(contact)}), record)
+
+
+class PurgeSchema(Schema):
+    statuses = ma.fields.List(ma.fields.String(validate=ma.validate.OneOf(services.PURGEABLE)),
+                              required=True, validate=ma.validate.Length(min=1))
+    inactive_since = ma.fields.Date(required=True, metadata={
+        "description": "leads unchanged since this day (UTC)"})
+    expected_count = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=0), metadata={
+        "description": "the count the preview showed; without it, only a preview"})
+
+
+class PurgeResultSchema(Schema):
+    count = ma.fields.Integer()
+    purged = ma.fields.Boolean()
+    group_id = ma.fields.Integer(allow_none=True)
+    sample = ma.fields.List(ma.fields.Nested(LeadSchema))
+
+
+def purge_since(day):
+    import datetime as dt
+
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
+
+
+@leads_blueprint.route("/purge")
+class LeadPurge(MethodView):
+    @leads_blueprint.arguments(PurgeSchema)
+    @leads_blueprint.response(200, PurgeResultSchema)
+    def post(self, data):
+        """Purge inactive leads: without expected_count a preview (nothing written); with the
+        preview's count, the leads go to the recycle bin as one deletion (409 when the set
+        changed since the preview). Needs the permission leads.purge."""
+        from crm_core.api.errors import ApiError
+        from crm_core.permissions import engine
+
+        if not engine().has_permission(current_user.id, "leads.purge"):
+            raise ApiError(403)
+        since = purge_since(data["inactive_since"])
+        count, sample = services.purge_preview(current_user.id, data["statuses"], since)
+        if data["expected_count"] is None:
+            return jsonify({"count": count, "purged": False, "group_id": None,
+                            "sample": [LEADS.out(lead) for lead in sample]})
+        group = services.purge(current_user.id, data["statuses"], since, data["expected_count"])
+        return jsonify({"count": data["expected_count"], "purged": True,
+                        "group_id": group.id if group else None, "sample": []})

@@ -181,3 +181,58 @@ def convert(lead, actor_id=None, expected_version=None, account_id=None, contact
                              "converted_account": account.id, "converted_contact": contact.id},
                       actor_id=actor_id, expected_version=expected)
     return account, contact
+
+
+# -- purging inactive leads ---------------------------------------------------------------------------
+
+PURGEABLE = ("new", "contacted", "unqualified")
+PURGE_SAMPLE = 50
+
+
+def purge_query(actor_id, statuses, inactive_since):
+    """The leads ``actor_id`` may delete, in ``statuses``, unchanged since ``inactive_since``
+    (a UTC datetime): what a purge would move to the recycle bin."""
+    from crm_core.permissions import Level
+
+    return (engine().query(actor_id, "lead", level=Level.DELETE)
+            .where(Lead.status.in_(list(statuses)) & (Lead.updated_at < inactive_since)))
+
+
+def _check_purge(statuses, inactive_since):
+    problems = Problems()
+    if not statuses or set(statuses) - set(PURGEABLE):
+        problems.add("statuses", _l("Choose among: %(choices)s.", choices=", ".join(PURGEABLE)))
+    if inactive_since is None or inactive_since > utcnow():
+        problems.add("inactive_since", _l("Choose a day in the past."))
+    problems.check()
+
+
+def purge_preview(actor_id, statuses, inactive_since):
+    """(how many, the first few) a purge would take, and nothing written."""
+    _check_purge(statuses, inactive_since)
+    query = purge_query(actor_id, statuses, inactive_since)
+    return query.count(), list(query.order_by(Lead.updated_at, Lead.id).limit(PURGE_SAMPLE))
+
+
+def purge(actor_id, statuses, inactive_since, expected_count):
+    """Move the previewed leads to the recycle bin as one deletion (restored together).
+
+    ``expected_count`` is what the preview showed: if the set changed since (someone
+    touched a lead, a new one went stale), nothing is purged and the caller previews again.
+    """
+    from crm_core.audit.services import log_security
+    from crm_core.recycle.services import move_to_bin
+
+    _check_purge(statuses, inactive_since)
+    with database.atomic():
+        leads = list(purge_query(actor_id, statuses, inactive_since).order_by(Lead.id))
+        if len(leads) != expected_count:
+            raise UserError(_l("The leads to purge changed since the preview: preview again."),
+                            field="expected_count", code="changed")
+        if not leads:
+            return None
+        group = move_to_bin(leads[0], children=leads[1:], actor_id=actor_id,
+                            label=str(_l("Purge of inactive leads (%(count)s)", count=len(leads))))
+        log_security("leads_purged", actor_id=actor_id, subject="lead", count=len(leads),
+                     statuses=sorted(statuses), inactive_since=inactive_since.isoformat())
+    return group

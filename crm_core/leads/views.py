@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
@@ -64,6 +65,7 @@ LEAD = RecordKind(
     default_sort="-created_at",
     choice_sources={"owner_id": people, "campaign_id": campaign_choices},
     extra_template="crm_core/leads/_lead_extra.html",
+    list_links=(("leads.purge", _l("Purge inactive leads"), "leads.purge"),),
 )
 
 CAMPAIGN = RecordKind(
@@ -137,3 +139,45 @@ def convert(record_id):
             "Someone else changed or converted this lead in the meantime. Check it and try again."))
     flash(_("The lead has been converted into “%(name)s”.", name=account.name), "success")
     return redirect(url_for("accounts.detail", record_id=account.id))
+
+
+PURGE_STATUSES = tuple((key, label) for key, label in STATUSES if key in services.PURGEABLE)
+PURGE_DEFAULT_DAYS = 180
+
+
+@blueprint.route("/purge", methods=["GET", "POST"], endpoint="purge")
+def purge():
+    """Preview which inactive leads would go, then purge exactly those (into the bin)."""
+    import datetime as dt
+
+    from crm_core.leads.api import purge_since
+
+    if not engine().has_permission(current_user.id, "leads.purge"):
+        abort(403)
+    default_day = (dt.date.today() - dt.timedelta(days=PURGE_DEFAULT_DAYS)).isoformat()
+    form = {"statuses": request.form.getlist("statuses") if request.method == "POST" else ["unqualified"],
+            "inactive_since": request.form.get("inactive_since", default_day).strip()}
+    errors, preview, status = {}, None, 200
+    if request.method == "POST":
+        try:
+            since = purge_since(dt.date.fromisoformat(form["inactive_since"]))
+        except ValueError:
+            since, errors["inactive_since"] = None, _("Enter a date such as 2026-12-31.")
+        if since is not None:
+            try:
+                if request.form.get("expected_count", "").isdigit():
+                    group = services.purge(current_user.id, form["statuses"], since,
+                                           int(request.form["expected_count"]))
+                    count = int(request.form["expected_count"])
+                    flash(ngettext("%(num)s lead is in the recycle bin.",
+                                   "%(num)s leads are in the recycle bin.", count), "success")
+                    return redirect(url_for("leads.list") if group else url_for("leads.purge"))
+                count, sample = services.purge_preview(current_user.id, form["statuses"], since)
+                preview = {"count": count, "sample": sample}
+            except UserError as problem:
+                errors, status = dict(problem.fields), (409 if problem.code == "changed" else 422)
+                if problem.code == "changed":
+                    count, sample = services.purge_preview(current_user.id, form["statuses"], since)
+                    preview = {"count": count, "sample": sample}
+    return render_template("crm_core/leads/purge.html", form=form, errors=errors, preview=preview,
+                           statuses=PURGE_STATUSES, name=services.lead_name), status

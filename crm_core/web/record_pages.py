@@ -65,6 +65,7 @@ class RecordKind:
     default_sort: str = "name"
     choice_sources: dict = field(default_factory=dict)  # {input: callable() -> [(id, label)]}
     extra_template: str | None = None  # drawn on the detail page after the fields
+    list_links: tuple = ()  # (endpoint, label, named permission) shown on the list to holders
 
     @property
     def model(self):
@@ -222,7 +223,9 @@ def list_page(kind, extra_filters=None):
                            mine=mine, sort=sort, display=_display(kind),
                            export_args={k: v for k, v in request.args.items()
                                         if k not in ("page", "sort", "format") and v},
-                           can_create=engine().object_permissions(current_user.id, kind.name).create)
+                           can_create=engine().object_permissions(current_user.id, kind.name).create,
+                           links=[(endpoint, label) for endpoint, label, permission in kind.list_links
+                                  if engine().has_permission(current_user.id, permission)])
 
 
 def export(kind, extra_filters=None):
