@@ -1,7 +1,10 @@
-"""Checks every business record's service runs on its inputs: text trimmed (empty is
-none), required values, choices, country codes, email addresses, an owner who is an
-active user, and references to records the actor may read (one the actor cannot read is
-refused exactly like a missing one). Each adds its message to a ``Problems``."""
+"""What every business record's service does with its inputs and writes.
+
+Checks: text trimmed (empty is none), required values, choices, country codes, email
+addresses, an owner who is an active user, and references to records the actor may read
+(one the actor cannot read is refused exactly like a missing one); each adds its message
+to a ``Problems``. Writes: saving checked changes (a new owner ends the old one's manual
+shares) and deleting into the recycle bin on the version the caller saw."""
 
 from __future__ import annotations
 
@@ -73,3 +76,28 @@ def columns(model, values):
     by_column = {field.column_name: name for name, field in model._meta.fields.items()
                  if hasattr(field, "rel_model")}
     return {by_column.get(key, key): value for key, value in values.items()}
+
+
+def save_changes(record, object_name, changes, actor_id=None, expected_version=None):
+    """Write checked ``changes`` (API names) on the caller's version; a new owner ends the
+    manual shares the old one made. Returns what changed."""
+    from crm_core.db import database
+    from crm_core.org.services import owner_changed
+    from crm_core.records import update_record
+
+    with database.atomic():
+        changed = update_record(record, columns(type(record), changes), actor_id=actor_id,
+                                expected_version=expected_version)
+        if "owner_id" in changed:
+            owner_changed(object_name, record.id)
+    return changed
+
+
+def delete_to_bin(record, actor_id=None, expected_version=None, label=None, children=()):
+    """Into the recycle bin (with ``children``, as one deletion) on the caller's version."""
+    from crm_core.errors import VersionConflict
+    from crm_core.recycle.services import move_to_bin
+
+    if expected_version is not None and int(expected_version) != record.version:
+        raise VersionConflict(type(record), record.id, expected_version)
+    return move_to_bin(record, children=children, actor_id=actor_id, label=label)

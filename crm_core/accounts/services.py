@@ -8,12 +8,11 @@ from flask_babel import lazy_gettext as _l
 
 from crm_core.accounts.models import ACCOUNT_KINDS, Account, Contact
 from crm_core.db import database, utcnow
-from crm_core.errors import VersionConflict
-from crm_core.org.services import Problems, owner_changed
+from crm_core.org.services import Problems
 from crm_core.permissions import Level, engine
 from crm_core.records import chain_reaches, create_record, update_record
 from crm_core.record_checks import choice as _choice
-from crm_core.record_checks import columns
+from crm_core.record_checks import columns, delete_to_bin, save_changes
 from crm_core.record_checks import common as _common
 from crm_core.record_checks import country as _country
 from crm_core.record_checks import owner as _owner
@@ -72,12 +71,7 @@ def update_account(account, changes, actor_id=None, expected_version=None):
     problems.check()
     if changes.get("kind") == "customer" and account.kind != "customer" and not account.became_customer_at:
         changes["became_customer_at"] = utcnow()
-    with database.atomic():
-        changed = update_record(account, columns(Account, changes), actor_id=actor_id,
-                                expected_version=expected_version)
-        if "owner_id" in changed:
-            owner_changed("account", account.id)
-    return changed
+    return save_changes(account, "account", changes, actor_id, expected_version)
 
 
 def record_first_order(account, actor_id=None):
@@ -90,12 +84,8 @@ def record_first_order(account, actor_id=None):
 
 def delete_account(account, actor_id=None, expected_version=None):
     """Into the recycle bin with its contacts, as one deletion (restored together)."""
-    from crm_core.recycle.services import move_to_bin
-
-    if expected_version is not None and int(expected_version) != account.version:
-        raise VersionConflict(Account, account.id, expected_version)
     contacts = list(Contact.alive().where(Contact.account == account.id))
-    return move_to_bin(account, children=contacts, actor_id=actor_id)
+    return delete_to_bin(account, actor_id, expected_version, children=contacts)
 
 
 # -- contacts -----------------------------------------------------------------------------------
@@ -146,19 +136,11 @@ def update_contact(contact, changes, actor_id=None, expected_version=None):
             # Those who reported to this contact stay with the old account.
             for report in Contact.select().where(Contact.reports_to == contact.id):
                 update_record(report, {"reports_to": None}, actor_id=actor_id)
-        changed = update_record(contact, columns(Contact, changes), actor_id=actor_id,
-                                expected_version=expected_version)
-        if "owner_id" in changed:
-            owner_changed("contact", contact.id)
-    return changed
+        return save_changes(contact, "contact", changes, actor_id, expected_version)
 
 
 def delete_contact(contact, actor_id=None, expected_version=None):
-    from crm_core.recycle.services import move_to_bin
-
-    if expected_version is not None and int(expected_version) != contact.version:
-        raise VersionConflict(Contact, contact.id, expected_version)
-    return move_to_bin(contact, actor_id=actor_id, label=contact_name(contact))
+    return delete_to_bin(contact, actor_id, expected_version, label=contact_name(contact))
 
 
 def contact_name(contact):

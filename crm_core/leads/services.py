@@ -10,11 +10,12 @@ from flask_babel import lazy_gettext as _l
 from crm_core.accounts import services as accounts
 from crm_core.accounts.models import Account, Contact
 from crm_core.db import database, utcnow
-from crm_core.errors import UserError, VersionConflict
+from crm_core.errors import UserError
 from crm_core.leads.models import CAMPAIGN_STATUSES, LEAD_RATINGS, LEAD_SOURCES, LEAD_STATUSES, Campaign, Lead
-from crm_core.org.services import Problems, owner_changed
+from crm_core.org.services import Problems
 from crm_core.permissions import engine
-from crm_core.record_checks import choice, columns, common, country, owner, readable, text
+from crm_core.record_checks import (choice, columns, common, country, delete_to_bin, owner, readable,
+                                    save_changes, text)
 from crm_core.records import create_record, update_record
 
 # Statuses a person sets; "converted" only comes from a conversion.
@@ -50,19 +51,11 @@ def update_campaign(campaign, changes, actor_id=None, expected_version=None):
     _check_campaign({"start_date": campaign.start_date, "end_date": campaign.end_date, **changes}, problems)
     _check_campaign(changes, problems)
     problems.check()
-    with database.atomic():
-        changed = update_record(campaign, changes, actor_id=actor_id, expected_version=expected_version)
-        if "owner_id" in changed:
-            owner_changed("campaign", campaign.id)
-    return changed
+    return save_changes(campaign, "campaign", changes, actor_id, expected_version)
 
 
 def delete_campaign(campaign, actor_id=None, expected_version=None):
-    from crm_core.recycle.services import move_to_bin
-
-    if expected_version is not None and int(expected_version) != campaign.version:
-        raise VersionConflict(Campaign, campaign.id, expected_version)
-    return move_to_bin(campaign, actor_id=actor_id)
+    return delete_to_bin(campaign, actor_id, expected_version)
 
 
 # -- leads ---------------------------------------------------------------------------------------------
@@ -112,20 +105,11 @@ def update_lead(lead, changes, actor_id=None, expected_version=None):
     problems = Problems()
     _check_lead(changes, problems, actor_id)
     problems.check()
-    with database.atomic():
-        changed = update_record(lead, columns(Lead, changes), actor_id=actor_id,
-                                expected_version=expected_version)
-        if "owner_id" in changed:
-            owner_changed("lead", lead.id)
-    return changed
+    return save_changes(lead, "lead", changes, actor_id, expected_version)
 
 
 def delete_lead(lead, actor_id=None, expected_version=None):
-    from crm_core.recycle.services import move_to_bin
-
-    if expected_version is not None and int(expected_version) != lead.version:
-        raise VersionConflict(Lead, lead.id, expected_version)
-    return move_to_bin(lead, actor_id=actor_id, label=lead_name(lead))
+    return delete_to_bin(lead, actor_id, expected_version, label=lead_name(lead))
 
 
 # -- conversion -------------------------------------------------------------------------------------
