@@ -13,10 +13,10 @@ from crm_core.accounts import services
 from crm_core.accounts.models import ACCOUNT_KINDS, Account, Contact
 from crm_core.api import Blueprint, ListQuery, Schema
 from crm_core.api import access
-from crm_core.api.resources import Resource, register
+from crm_core.api.resources import ID, RecordSchema, Resource, register
+from crm_core.api.resources import optional_text as _text
 from crm_core.api.fields import Amount, Currency
 
-ID = ma.validate.Range(min=1, max=2**63 - 1)
 
 accounts_blueprint = Blueprint("accounts_api", __name__, url_prefix="/accounts",
                                description="Accounts: prospects, customers, resellers, vendors.")
@@ -24,17 +24,9 @@ contacts_blueprint = Blueprint("contacts_api", __name__, url_prefix="/contacts",
                                description="Contacts of accounts, with their org chart.")
 
 
-def _text(length, **kwargs):
-    return ma.fields.String(allow_none=True, validate=ma.validate.Length(max=length), **kwargs)
-
-
 # -- accounts ------------------------------------------------------------------------------------
 
-class AccountSchema(Schema):
-    id = ma.fields.Integer(dump_only=True)
-    version = ma.fields.Integer(dump_only=True)
-    created_at = ma.fields.DateTime(dump_only=True)
-    updated_at = ma.fields.DateTime(dump_only=True)
+class AccountSchema(RecordSchema):
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
     kind = ma.fields.String(validate=ma.validate.OneOf(ACCOUNT_KINDS))
     owner_id = ma.fields.Integer(validate=ID)
@@ -103,11 +95,7 @@ class AccountOrgChart(MethodView):
 
 # -- contacts -----------------------------------------------------------------------------------
 
-class ContactSchema(Schema):
-    id = ma.fields.Integer(dump_only=True)
-    version = ma.fields.Integer(dump_only=True)
-    created_at = ma.fields.DateTime(dump_only=True)
-    updated_at = ma.fields.DateTime(dump_only=True)
+class ContactSchema(RecordSchema):
     account_id = ma.fields.Integer(allow_none=True, validate=ID)
     owner_id = ma.fields.Integer(validate=ID)
     first_name = _text(100)

@@ -12,14 +12,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import marshmallow as ma
 from flask import jsonify, request
 from flask.views import MethodView
 from flask_login import current_user
 
 from crm_core.api import access
 from crm_core.api.export import EXPORT_DOC, export_response, export_schema
+from crm_core.api.frame import Schema
 from crm_core.api.listing import ListQuery, page_schema
 from crm_core.api.locking import check_if_match, with_etag
+
+ID = ma.validate.Range(min=1, max=2**63 - 1)
+
+
+def optional_text(length, **kwargs):
+    """A text field that may be null, at most ``length`` characters."""
+    return ma.fields.String(allow_none=True, validate=ma.validate.Length(max=length), **kwargs)
+
+
+class RecordSchema(Schema):
+    """The columns every business record shows: id, version and when it was made and changed."""
+
+    id = ma.fields.Integer(dump_only=True)
+    version = ma.fields.Integer(dump_only=True)
+    created_at = ma.fields.DateTime(dump_only=True)
+    updated_at = ma.fields.DateTime(dump_only=True)
+
 
 IF_MATCH = {"parameters": [{"in": "header", "name": "If-Match", "required": True,
                             "schema": {"type": "string"}}]}

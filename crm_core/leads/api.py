@@ -12,11 +12,11 @@ from crm_core.accounts.api import ACCOUNTS, CONTACTS, AccountSchema, ContactSche
 from crm_core.api import Blueprint, ListQuery, Schema, check_if_match, with_etag
 from crm_core.api import access
 from crm_core.api.fields import Amount, Currency
-from crm_core.api.resources import IF_MATCH, Resource, may_change, register
+from crm_core.api.resources import ID, IF_MATCH, RecordSchema, Resource, may_change, register
+from crm_core.api.resources import optional_text as _text
 from crm_core.leads import services
 from crm_core.leads.models import CAMPAIGN_STATUSES, LEAD_RATINGS, LEAD_SOURCES, LEAD_STATUSES, Campaign, Lead
 
-ID = ma.validate.Range(min=1, max=2**63 - 1)
 
 leads_blueprint = Blueprint("leads_api", __name__, url_prefix="/leads",
                             description="Leads: capture, qualification, conversion.")
@@ -24,15 +24,7 @@ campaigns_blueprint = Blueprint("campaigns_api", __name__, url_prefix="/campaign
                                 description="Campaigns, with their cost.")
 
 
-def _text(length, **kwargs):
-    return ma.fields.String(allow_none=True, validate=ma.validate.Length(max=length), **kwargs)
-
-
-class CampaignSchema(Schema):
-    id = ma.fields.Integer(dump_only=True)
-    version = ma.fields.Integer(dump_only=True)
-    created_at = ma.fields.DateTime(dump_only=True)
-    updated_at = ma.fields.DateTime(dump_only=True)
+class CampaignSchema(RecordSchema):
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
     owner_id = ma.fields.Integer(validate=ID)
     status = ma.fields.String(validate=ma.validate.OneOf(CAMPAIGN_STATUSES))
@@ -48,11 +40,7 @@ class CampaignPatchSchema(CampaignSchema):
     name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
 
 
-class LeadSchema(Schema):
-    id = ma.fields.Integer(dump_only=True)
-    version = ma.fields.Integer(dump_only=True)
-    created_at = ma.fields.DateTime(dump_only=True)
-    updated_at = ma.fields.DateTime(dump_only=True)
+class LeadSchema(RecordSchema):
     owner_id = ma.fields.Integer(validate=ID)
     company = _text(200)
     first_name = _text(100)
