@@ -194,3 +194,15 @@ def test_the_scan_finds_groups_each_reader_sees_only_theirs(app, team):
     assert DuplicatePair.get((DuplicatePair.low_id == a.id) & (DuplicatePair.high_id == b.id)).dismissed_at
     assert api_client(app, team["rita"]).get("/api/v1/duplicates/groups?object=lead").json["items"] == []
     assert api_client(app, team["rita"]).post("/api/v1/duplicates/scan", json={}).status_code == 403
+
+
+def test_contacts_names_are_compared_within_their_account(app, team):
+    rita = team["rita"].id
+    firma = accounts.create_account({"name": "Firma"}, actor_id=rita)
+    other = accounts.create_account({"name": "Other"}, actor_id=rita)
+    anna = accounts.create_contact({"account_id": firma.id, "first_name": "Anna", "last_name": "Nowak"},
+                                   actor_id=rita)
+    accounts.create_contact({"account_id": other.id, "first_name": "Anna", "last_name": "Nowak"}, actor_id=rita)
+    found = find_duplicates("contact", {"account_id": firma.id, "first_name": "Ana", "last_name": "Nowak"}, rita)
+    assert [m.record.id for m in found] == [anna.id]
+    assert find_duplicates("contact", {"first_name": "Anna", "last_name": "Nowak"}, rita) == []

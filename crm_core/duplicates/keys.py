@@ -44,7 +44,8 @@ def keys_for(object_name, values, country=None):
     name = spec.name_of(values)
     if name:
         keys.add(("name", name[:300]))
-        keys.update(("block", block) for block in norm.name_blocks(name))
+        scope = spec.scope_of(values)
+        keys.update(("block", f"{scope}|{block}"[:300]) for block in norm.name_blocks(name))
     return sorted(keys)
 
 
@@ -70,21 +71,24 @@ def drop_keys(object_name, record_id):
     MatchKey.delete().where((MatchKey.object == object_name) & (MatchKey.record_id == record_id)).execute()
 
 
-def store_keys_bulk(object_name, rows, country=None):
+def store_keys_bulk(object_name, rows, country=None, replace=True):
     """Store the keys of many records: ``rows`` is an iterable of ``(record_id, values)``
-    or ``(record_id, values, country)``. Replaces their earlier keys; one statement per few
-    thousand keys."""
+    or ``(record_id, values, country)``. Replaces their earlier keys (``replace=False``: the
+    caller knows there are none, as for rows just inserted)."""
     from crm_core.duplicates.models import MatchKey
 
     pending, ids = [], []
 
     def flush():
-        if ids:
-            MatchKey.delete().where((MatchKey.object == object_name) & (MatchKey.record_id.in_(ids))).execute()
-        for start in range(0, len(pending), BULK):
-            MatchKey.insert_many(pending[start:start + BULK],
-                                 fields=[MatchKey.object, MatchKey.record_id, MatchKey.kind,
-                                         MatchKey.value]).execute()
+        for start in range(0, len(ids) if replace else 0, 900):  # the IN list stays under SQLite's variable limit
+            MatchKey.delete().where((MatchKey.object == object_name)
+                                    & (MatchKey.record_id.in_(ids[start:start + 900]))).execute()
+        if pending:
+            # executemany, not the ORM: ~4x faster for the scan's hundreds of thousands of keys.
+            p = database.param
+            cursor = database.cursor()
+            cursor.executemany(f'INSERT INTO "match_key" ("object", "record_id", "kind", "value") '
+                               f"VALUES ({p}, {p}, {p}, {p})", pending)
         pending.clear()
         ids.clear()
 
@@ -95,7 +99,7 @@ def store_keys_bulk(object_name, rows, country=None):
             ids.append(record_id)
             pending.extend((object_name, record_id, kind, value)
                            for kind, value in keys_for(object_name, values, country=row_country or ""))
-            if len(ids) >= 900:  # keeps the IN list under SQLite's variable limit
+            if len(ids) >= BULK:
                 flush()
         flush()
 
@@ -121,7 +125,10 @@ def rebuild_keys(object_name):
         countries = dict(Account.select(Account.id, Account.country).tuples())
 
     def rows():
-        for row in model.alive(model.id, *(by_column[n] for n in names)).tuples().iterator():
+        # A plain cursor: the ORM's per-row objects cost more than the keys themselves.
+        query = model.alive(model.id, *(by_column[n] for n in names))
+        sql, params = query.sql()
+        for row in database.execute_sql(sql, params):
             values = dict(zip(names, row[1:]))
             country = (countries.get(values.get("account_id")) if object_name == "contact"
                        else values.get("country"))
@@ -129,4 +136,4 @@ def rebuild_keys(object_name):
 
     with database.atomic():
         MatchKey.delete().where(MatchKey.object == object_name).execute()
-        store_keys_bulk(object_name, rows())
+        store_keys_bulk(object_name, rows(), replace=False)

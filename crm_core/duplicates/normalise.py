@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 # Country calling codes of the markets the CRM serves (and their neighbours); a national
 # number ("0601 ...", Russian "8 ...") gets its country's code when the country is known.
@@ -93,10 +94,14 @@ def normalise_tax_id(value):
 
 def fold(text):
     """Lower case, accents off (ễ -> e, ł -> l), punctuation to spaces."""
-    text = unicodedata.normalize("NFKD", str(text).lower().replace("ł", "l").replace("đ", "d"))
+    text = str(text).lower()
+    if text.isascii():
+        return text
+    text = unicodedata.normalize("NFKD", text.replace("ł", "l").replace("đ", "d"))
     return "".join(ch for ch in text if not unicodedata.combining(ch))
 
 
+@lru_cache(maxsize=100_000)
 def normalise_name(value, company=False):
     """Folded words, in their order; a company name loses its legal form
     (``"Công ty TNHH Minh An"`` -> ``"minh an"``, ``"ACME GmbH"`` -> ``"acme"``)."""
@@ -117,7 +122,17 @@ def person_name(first, last):
     return normalise_name(" ".join(part for part in (first, last) if part))
 
 
+@lru_cache(maxsize=100_000)
+def _blocks(name):
+    return frozenset(_name_blocks(name))
+
+
 def name_blocks(name):
+    """Block keys of a normalised name (see ``_name_blocks``)."""
+    return set(_blocks(name)) if name else set()
+
+
+def _name_blocks(name):
     """Block keys of a normalised name: two names that differ by a typo in one word, by
     swapped words or by a dropped middle name share at least one key, so fuzzy matching
     compares each name with a few others rather than with the whole base."""

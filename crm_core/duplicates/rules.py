@@ -37,6 +37,9 @@ class DuplicateObject:
     default_rules: tuple
     default_mode: str = "off"
     label_of: Callable[[Any], str] = field(default=lambda record: str(record.id))
+    # Names are compared within a scope: contacts within their account (two Anna Nowaks of
+    # two customers are two people; an email or phone still matches across accounts).
+    scope_of: Callable[[dict], Any] = field(default=lambda values: "")
 
     def keys(self):
         return tuple(key for key in KEYS if key in self.fields or key == "name")
@@ -80,6 +83,7 @@ register_object(DuplicateObject(
 register_object(DuplicateObject(
     "contact", {"email": ("email",), "phone": ("phone", "mobile")},
     name_of=_person, country_of=_contact_country,
+    scope_of=lambda values: values.get("account_id") or "",
     mergeable=("account_id", "owner_id", "first_name", "last_name", "salutation", "title", "department",
                "reports_to_id", "email", "phone", "mobile", "birthday", "language", "interests",
                "family", "education", "preferred_channel", "do_not_call", "do_not_email", "notes"),

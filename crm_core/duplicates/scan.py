@@ -51,12 +51,14 @@ def fuzzy_pairs(object_name, threshold):
     compared within the name blocks they share."""
     from crm_core.duplicates.models import MatchKey
 
-    names = dict(MatchKey.select(MatchKey.record_id, MatchKey.value)
-                 .where((MatchKey.object == object_name) & (MatchKey.kind == "name")).tuples().iterator())
+    def rows(kind, *fields):
+        sql, params = (MatchKey.select(*fields)
+                       .where((MatchKey.object == object_name) & (MatchKey.kind == kind)).sql())
+        return database.execute_sql(sql, params)  # a plain cursor: hundreds of thousands of rows
+
+    names = dict(rows("name", MatchKey.record_id, MatchKey.value))
     blocks = defaultdict(list)
-    for value, record_id in (MatchKey.select(MatchKey.value, MatchKey.record_id)
-                             .where((MatchKey.object == object_name) & (MatchKey.kind == "block"))
-                             .tuples().iterator()):
+    for value, record_id in rows("block", MatchKey.value, MatchKey.record_id):
         blocks[value].append(record_id)
     found = {}
     for members in blocks.values():
@@ -113,10 +115,12 @@ def store_pairs(object_name, found):
         now = utcnow()
         rows = [(object_name, low, high, reason, score, now)
                 for (low, high), (reason, score) in sorted(found.items()) if (low, high) not in dismissed]
-        for start in range(0, len(rows), BULK):
-            DuplicatePair.insert_many(rows[start:start + BULK], fields=[
-                DuplicatePair.object, DuplicatePair.low_id, DuplicatePair.high_id, DuplicatePair.reason,
-                DuplicatePair.score, DuplicatePair.found_at]).execute()
+        if rows:
+            p = database.param
+            found_at = DuplicatePair.found_at.db_value(now)
+            database.cursor().executemany(
+                f'INSERT INTO "duplicate_pair" ("object", "low_id", "high_id", "reason", "score", "found_at") '
+                f"VALUES ({p}, {p}, {p}, {p}, {p}, {p})", [row[:5] + (found_at,) for row in rows])
 
 
 def groups(object_name, actor_id, limit_pairs=20000):
