@@ -7,7 +7,7 @@ from flask import g
 
 from crm_core.accounts import services as accounts
 from crm_core.duplicates import normalise as norm
-from crm_core.duplicates.check import find_duplicates
+from crm_core.duplicates.check import find_duplicates, find_duplicates_bulk
 from crm_core.duplicates.models import DuplicatePair, MatchKey
 from crm_core.leads import services as leads
 from crm_core.leads.models import Lead
@@ -206,3 +206,14 @@ def test_contacts_names_are_compared_within_their_account(app, team):
     found = find_duplicates("contact", {"account_id": firma.id, "first_name": "Ana", "last_name": "Nowak"}, rita)
     assert [m.record.id for m in found] == [anna.id]
     assert find_duplicates("contact", {"first_name": "Anna", "last_name": "Nowak"}, rita) == []
+
+
+def test_many_rows_are_checked_at_once(app, team):
+    rita, bob = team["rita"].id, team["bob"].id
+    one = leads.create_lead({"last_name": "A", "email": "a@firma.pl"}, actor_id=rita)
+    two = leads.create_lead({"last_name": "B", "phone": "+48 601 234 567"}, actor_id=rita)
+    hidden = leads.create_lead({"last_name": "C", "email": "c@firma.pl"}, actor_id=bob)
+    rows = [{"last_name": "x", "email": "A@FIRMA.pl"}, {"last_name": "y", "phone": "0601234567", "country": "PL"},
+            {"last_name": "z", "email": "c@firma.pl"}, {"last_name": "new", "email": "new@firma.pl"}]
+    assert find_duplicates_bulk("lead", rows, rita) == [[one.id], [two.id], [], []]
+    assert find_duplicates_bulk("lead", rows) == [[one.id], [two.id], [hidden.id], []]

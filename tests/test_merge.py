@@ -191,3 +191,22 @@ def test_hook_crm_records_merged(app, team):
     finally:
         pm.unregister(name="merge_listener")
     assert seen == [("account", one.id, two.id, rita, one.id, None)]
+
+
+def test_an_ancestor_further_up_is_merged_the_other_way_round(app, team):
+    rita = team["rita"].id
+    top = accounts.create_account({"name": "Top"}, actor_id=rita)
+    middle = accounts.create_account({"name": "Middle", "parent_id": top.id}, actor_id=rita)
+    bottom = accounts.create_account({"name": "Bottom", "parent_id": middle.id}, actor_id=rita)
+    client = api_client(app, team["rita"])
+    refused = merge(client, "account", bottom, top)
+    assert refused.status_code == 422 and "other_id" in refused.json["error"]["fields"]
+    assert Account.get_by_id(top.id).deleted_at is None
+    done = merge(client, "account", top, bottom)  # the other way round: Bottom's place is taken by Top
+    assert done.status_code == 200, done.json
+    assert Account.get_by_id(middle.id).parent_id == top.id and Account.get_by_id(top.id).parent_id is None
+    # the direct parent: the survivor takes its place in the group
+    child = accounts.create_account({"name": "Child", "parent_id": middle.id}, actor_id=rita)
+    middle = Account.get_by_id(middle.id)
+    assert merge(client, "account", child, middle).status_code == 200
+    assert Account.get_by_id(child.id).parent_id == top.id

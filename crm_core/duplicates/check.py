@@ -147,3 +147,35 @@ def check_update(object_name, record, changes, actor_id, confirmed=False):
     if keys_for(object_name, after) == keys_for(object_name, before):
         return []
     return check_entry(object_name, after, actor_id, record=record, confirmed=confirmed)
+
+
+def find_duplicates_bulk(object_name, rows, actor_id=None, country=None):
+    """For many rows at once (an import, a batch of web-to-lead submissions): per row, the
+    ids of existing records sharing an exact key under the object's rules (email, phone,
+    tax id; names are left to the scan), among those ``actor_id`` may read (all live
+    records when None). A few indexed queries per thousand rows, never one per row."""
+    from crm_core.duplicates.models import MatchKey
+    from crm_core.permissions import engine
+
+    settings = settings_of(object_name)
+    exact = {rule["key"] for rule in settings.rules if rule["method"] == "exact"}
+    row_keys = [[key for key in keys_for(object_name, values, country=country) if key[0] in exact]
+                for values in rows]
+    wanted = sorted({key for keys in row_keys for key in keys})
+    owners: dict[tuple, set] = {}
+    for kind in exact:
+        values = [value for k, value in wanted if k == kind]
+        for start in range(0, len(values), 500):
+            for value, record_id in MatchKey.select(MatchKey.value, MatchKey.record_id).where(
+                    (MatchKey.object == object_name) & (MatchKey.kind == kind)
+                    & MatchKey.value.in_(values[start:start + 500])).tuples():
+                owners.setdefault((kind, value), set()).add(record_id)
+    candidates = sorted({record_id for ids in owners.values() for record_id in ids})
+    model = engine().objects[object_name].model
+    visible = set()
+    for start in range(0, len(candidates), 500):
+        chunk = candidates[start:start + 500]
+        query = (engine().query(actor_id, object_name, model.id) if actor_id is not None
+                 else model.alive(model.id))
+        visible.update(i for (i,) in query.where(model.id.in_(chunk)).tuples())
+    return [sorted({i for key in keys for i in owners.get(key, ()) if i in visible}) for keys in row_keys]

@@ -66,9 +66,28 @@ def check_merge(object_name, survivor, other, take):
     if unknown:
         raise UserError(_l("These fields cannot be taken from the other record: %(fields)s.",
                            fields=", ".join(unknown)), field="take")
+    link = {"account": "parent", "contact": "reports_to"}.get(object_name)
+    if link is not None and _above(survivor, other, link):
+        # Its records in between would end up under the survivor, which is under them.
+        raise UserError(_l("This record is higher up in the same tree: merge the other way round."),
+                        field="other_id")
     if object_name == "lead" and "converted" in (survivor.status, other.status):
         raise UserError(_l("A converted lead cannot be merged: merge its account and contact instead."),
                         field="other_id", code="converted")
+
+
+def _above(survivor, other, link):
+    """Is ``other`` an ancestor of ``survivor`` further up than its direct parent?"""
+    from crm_core.records import chain_reaches
+
+    model = type(survivor)
+    parent_id = getattr(survivor, f"{link}_id")
+    if parent_id is None or parent_id == other.id:
+        return False
+    parent = model.get_or_none(model.id == parent_id)
+    grandparent_id = getattr(parent, f"{link}_id") if parent is not None else None
+    grandparent = model.get_or_none(model.id == grandparent_id) if grandparent_id else None
+    return grandparent is not None and chain_reaches(model, grandparent, other.id, link)
 
 
 def merge(object_name, survivor, other, actor_id=None, survivor_version=None, other_version=None,

@@ -87,6 +87,7 @@ def scan(object_name=None):
         started = time.perf_counter()
         settings = settings_of(name)
         rebuild_keys(name)
+        keys_done = time.perf_counter()
         found = {}
         for rule in settings.rules:
             if rule["method"] == "exact":
@@ -95,8 +96,13 @@ def scan(object_name=None):
             else:
                 for pair, score in fuzzy_pairs(name, rule.get("threshold", 90)).items():
                     found.setdefault(pair, ("name", score))
+        matched = time.perf_counter()
         store_pairs(name, found)
-        results[name] = {"pairs": len(found), "seconds": round(time.perf_counter() - started, 2)}
+        done = time.perf_counter()
+        results[name] = {"pairs": len(found), "seconds": round(done - started, 2),
+                         "keys_seconds": round(keys_done - started, 2),
+                         "match_seconds": round(matched - keys_done, 2),
+                         "store_seconds": round(done - matched, 2)}
         log.info("duplicate scan of %s: %s pairs in %.1fs", name, len(found), results[name]["seconds"])
     log_security("duplicates_scanned", subject=object_name or "all", results=results)
     return results
