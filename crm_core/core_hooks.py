@@ -17,11 +17,12 @@ def crm_register_models(app):
 
     from crm_core.accounts.models import Account, Contact
     from crm_core.leads.models import Campaign, Lead
+    from crm_core.duplicates.models import DuplicatePair, DuplicateSetting, MatchKey
 
     return [User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
             RolePermission, UserRole, AccessDefault, SharingRule, RecordShare, FieldRule,
             FieldHistory, SecurityEvent, RecycleGroup, RecycleItem, RoleGrant, Account, Contact,
-            Campaign, Lead]
+            Campaign, Lead, DuplicateSetting, MatchKey, DuplicatePair]
 
 
 @hookimpl
@@ -54,8 +55,9 @@ def crm_register_blueprints(app):
     from crm_core.org.views import blueprint as org
     from crm_core.users.views import blueprint as users
     from crm_core.web.views import blueprint as core
+    from crm_core.duplicates.views import blueprint as duplicates, transfers_blueprint as transfers
 
-    return [core, users, org, accounts, contacts, leads, campaigns]
+    return [core, users, org, accounts, contacts, leads, campaigns, duplicates, transfers]
 
 
 @hookimpl
@@ -66,9 +68,11 @@ def crm_register_api_blueprints(app):
     from crm_core.audit.api import blueprint as audit
     from crm_core.org.api import blueprint as org
     from crm_core.users.api import auth_blueprint, users_blueprint
+    # Imported before the record blueprints are mounted: it adds their /merge routes.
+    from crm_core.duplicates.api import blueprint as duplicates, transfers_blueprint as transfers
 
     return [meta, auth_blueprint, users_blueprint, org, audit, accounts_blueprint, contacts_blueprint,
-            leads_blueprint, campaigns_blueprint]
+            leads_blueprint, campaigns_blueprint, duplicates, transfers]
 
 
 @hookimpl
@@ -94,6 +98,12 @@ def crm_menu_items(app, actor):
                                          ("campaigns.list", _l("Campaigns"), "campaign", 120)):
         if user_id is not None and engine().object_permissions(user_id, name).read:
             items.append(MenuItem(endpoint, label, order=order))
+    if user_id is not None:
+        permissions = [engine().object_permissions(user_id, name) for name in ("account", "contact", "lead")]
+        if any(p.read for p in permissions):
+            items.append(MenuItem("duplicates.groups", _l("Duplicates"), order=130))
+        if any(p.read and p.edit for p in permissions):
+            items.append(MenuItem("transfers.transfer", _l("Transfer records"), order=140))
     if getattr(actor, "is_admin", False):
         items.append(MenuItem("users.list", _l("Users"), order=900))
         items.append(MenuItem("org.overview", _l("Organisation"), order=910))
@@ -108,10 +118,12 @@ def crm_register_tasks(app):
     from crm_core.users.maintenance import purge_sign_in_records
 
     from crm_core.recycle.services import purge_expired
+    from crm_core.duplicates.scan import scan as scan_duplicates
 
     return [TaskSpec("purge_sign_in_records", purge_sign_in_records,
                      schedule=crontab(minute="17", hour="3")),
-            TaskSpec("purge_recycle_bin", purge_expired, schedule=crontab(minute="37", hour="3"))]
+            TaskSpec("purge_recycle_bin", purge_expired, schedule=crontab(minute="37", hour="3")),
+            TaskSpec("scan_duplicates", scan_duplicates)]
 
 
 @hookimpl

@@ -43,6 +43,9 @@ def load_demo(password, scale=0, seed=2026):
     accounts = _demo_accounts()
     leads = _demo_leads()
     generated = _generate_users(password, scale, seed) if scale else 0
+    from crm_core.duplicates.scan import scan
+
+    scan()  # the duplicate groups of the demo data, ready for review
     return {"people": created, "departments": departments, "accounts": accounts, "leads": leads,
             "generated": generated}
 

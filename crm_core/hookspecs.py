@@ -153,6 +153,20 @@ def crm_app_created(app: "flask.Flask") -> None:
     """
 
 
+# -- records --------------------------------------------------------------------------
+
+@hookspec
+def crm_records_merged(app: "flask.Flask", object: str, survivor: Any, merged: Any,
+                       actor_id: "int | None") -> None:
+    """Notification: ``merged`` (a record of ``object``: "account", "contact", "lead")
+    was merged into ``survivor``; re-parent what you attach to ``merged`` to ``survivor``.
+
+    Called inside the merge's transaction, after the core re-parented its own records and
+    before ``merged`` goes to the recycle bin, so a plugin's re-parenting commits or rolls
+    back with the merge. Results are ignored; an exception rolls the whole merge back.
+    """
+
+
 # -- access (see ACCESS_MODEL.md) ---------------------------------------------------------
 # Every access hook is collected from every plugin (never firstresult): grants are OR-ed,
 # restrictions AND-ed, field rules only narrow. A hook that raises denies and is logged.

@@ -8,6 +8,7 @@ import pytest
 from flask import g
 
 from crm_core.accounts import services as accounts
+from crm_core.duplicates.models import DuplicatePair
 from crm_core.leads import services as leads
 from crm_core.org import services as org
 from crm_core.permissions import Level
@@ -54,6 +55,8 @@ def build_world(with_password=False):
     campaign = leads.create_campaign({"name": "Vietbuild"}, actor_id=rep_a.id)
     lead = leads.create_lead({"last_name": "Trần", "company": "Sông Hồng", "campaign_id": campaign.id},
                              actor_id=rep_a.id)
+    twin = leads.create_lead({"last_name": "Tran", "company": "Song Hong"}, actor_id=rep_a.id)
+    pair = DuplicatePair.create(object="lead", low_id=lead.id, high_id=twin.id, reason="name", score=95)
     _, rep_a_token = issue_token(rep_a, "laptop")
     people = {"rep_a": rep_a, "manager": manager, "rep_b": rep_b, "admin": admin, "auditor": auditor}
     values = {
@@ -63,7 +66,7 @@ def build_world(with_password=False):
         "account_id": customer.id, "contact_id": contact.id, "lead_id": lead.id,
         "campaign_id": campaign.id, "group_id": group.id, "rule_id": rule.id, "share_id": share.id,
         "token_id": rep_a_token.id, "rep_a_email": rep_a.email, "rep_b_id": rep_b.id,
-        "password": DEFAULT_PASSWORD,
+        "password": DEFAULT_PASSWORD, "twin_lead_id": twin.id, "pair_id": pair.id,
     }
     lockable = {"user": rep_a, "department": spare, "record": record, "team": team,
                 "role": org.role_by_key("sales_rep"), "default": org.default_of("fx_account"),

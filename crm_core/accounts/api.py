@@ -137,8 +137,10 @@ def _contact_out(record):
 
 
 ACCOUNTS = Resource("account", "accounts", AccountSchema, AccountPatchSchema, accounts_list,
-                    services.create_account, services.update_account, services.delete_account)
+                    services.create_account, services.update_account, services.delete_account,
+                    checks_duplicates=True)
 CONTACTS = Resource("contact", "contacts", ContactSchema, ContactPatchSchema, contacts_list,
-                    services.create_contact, services.update_contact, services.delete_contact)
+                    services.create_contact, services.update_contact, services.delete_contact,
+                    checks_duplicates=True)
 register(accounts_blueprint, ACCOUNTS)
 register(contacts_blueprint, CONTACTS)

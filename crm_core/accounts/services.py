@@ -8,6 +8,8 @@ from flask_babel import lazy_gettext as _l
 
 from crm_core.accounts.models import ACCOUNT_KINDS, Account, Contact
 from crm_core.db import database, utcnow
+from crm_core.duplicates.check import check_create, check_update
+from crm_core.duplicates.keys import store_record_keys
 from crm_core.org.services import Problems
 from crm_core.permissions import Level, engine
 from crm_core.records import chain_reaches, create_record, update_record
@@ -51,27 +53,36 @@ def _check_account(values, problems, actor_id, account=None):
             problems.add("parent_id", _l("An account cannot belong to itself or to one of its own."))
 
 
-def create_account(values, actor_id=None):
+def create_account(values, actor_id=None, confirm_duplicates=False):
     """A new account; its owner is the actor unless ``owner_id`` names another user."""
     values = dict(values)
     values.setdefault("owner_id", actor_id)
     problems = Problems()
     _check_account(values, problems, actor_id)
     problems.check()
+    check_create("account", values, actor_id, confirm_duplicates)
     if values.get("kind") == "customer":
         values["became_customer_at"] = utcnow()
-    return create_record(Account, actor_id=actor_id, **columns(Account, values))
+    with database.atomic():
+        account = create_record(Account, actor_id=actor_id, **columns(Account, values))
+        store_record_keys("account", account)
+    return account
 
 
-def update_account(account, changes, actor_id=None, expected_version=None):
+def update_account(account, changes, actor_id=None, expected_version=None, confirm_duplicates=False):
     """Change an account; a new owner ends the manual shares the old one made."""
     changes = dict(changes)
     problems = Problems()
     _check_account(changes, problems, actor_id, account)
     problems.check()
+    check_update("account", account, changes, actor_id, confirm_duplicates)
     if changes.get("kind") == "customer" and account.kind != "customer" and not account.became_customer_at:
         changes["became_customer_at"] = utcnow()
-    return save_changes(account, "account", changes, actor_id, expected_version)
+    with database.atomic():
+        changed = save_changes(account, "account", changes, actor_id, expected_version)
+        if changed:
+            store_record_keys("account", account)
+    return changed
 
 
 def record_first_order(account, actor_id=None):
@@ -114,16 +125,20 @@ def _check_contact(values, problems, actor_id, contact=None):
                 problems.add("reports_to_id", _l("A contact cannot report to themselves or to someone who reports to them."))
 
 
-def create_contact(values, actor_id=None):
+def create_contact(values, actor_id=None, confirm_duplicates=False):
     values = dict(values)
     values.setdefault("owner_id", actor_id)
     problems = Problems()
     _check_contact(values, problems, actor_id)
     problems.check()
-    return create_record(Contact, actor_id=actor_id, **columns(Contact, values))
+    check_create("contact", values, actor_id, confirm_duplicates)
+    with database.atomic():
+        contact = create_record(Contact, actor_id=actor_id, **columns(Contact, values))
+        store_record_keys("contact", contact)
+    return contact
 
 
-def update_contact(contact, changes, actor_id=None, expected_version=None):
+def update_contact(contact, changes, actor_id=None, expected_version=None, confirm_duplicates=False):
     changes = dict(changes)
     problems = Problems()
     _check_contact(changes, problems, actor_id, contact)
@@ -131,12 +146,16 @@ def update_contact(contact, changes, actor_id=None, expected_version=None):
             "reports_to_id" not in changes and contact.reports_to_id:
         changes["reports_to_id"] = None  # the old account's org chart stays behind
     problems.check()
+    check_update("contact", contact, changes, actor_id, confirm_duplicates)
     with database.atomic():
         if "account_id" in changes and changes["account_id"] != contact.account_id:
             # Those who reported to this contact stay with the old account.
             for report in Contact.select().where(Contact.reports_to == contact.id):
                 update_record(report, {"reports_to": None}, actor_id=actor_id)
-        return save_changes(contact, "contact", changes, actor_id, expected_version)
+        changed = save_changes(contact, "contact", changes, actor_id, expected_version)
+        if changed:
+            store_record_keys("contact", contact)
+        return changed
 
 
 def delete_contact(contact, actor_id=None, expected_version=None):

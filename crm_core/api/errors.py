@@ -3,6 +3,7 @@ as a page for people, with the message in the caller's language."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import peewee
@@ -134,8 +135,14 @@ def handle_field_value(error):
 def handle_user_error(error):
     """A change a service refused: every input's message, in the caller's language."""
     status = 409 if error.code in UserError.CONFLICTS else 422
-    return handle_http_exception(ApiError(status, None if error.code == "invalid" else error.code,
-                                          fields={f: [str(m)] for f, m in error.fields.items()}))
+    extra = getattr(error, "extra", None)
+    response = handle_http_exception(ApiError(status, None if error.code == "invalid" else error.code,
+                                              message=error.message if extra else None,
+                                              fields={f: [str(m)] for f, m in error.fields.items()}))
+    if extra and is_api_request():
+        # Beside the error, what the client needs to resolve it (the possible duplicates).
+        response.set_data(json.dumps({**response.get_json(), **extra}, ensure_ascii=False))
+    return response
 
 
 def handle_version_conflict(error):

@@ -42,6 +42,9 @@ class RecordSchema(Schema):
 
 IF_MATCH = {"parameters": [{"in": "header", "name": "If-Match", "required": True,
                             "schema": {"type": "string"}}]}
+CONFIRM_DUPLICATES = {"in": "query", "name": "confirm_duplicates", "required": False,
+                      "schema": {"type": "boolean"},
+                      "description": "save although the record may duplicate others (409 possible_duplicates)"}
 IF_MATCH_OPTIONAL = {"parameters": [{"in": "header", "name": "If-Match", "required": False,
                                      "schema": {"type": "string"}}]}
 
@@ -56,6 +59,8 @@ class Resource:
     create: Callable     # services.create_x(values, actor_id)
     update: Callable     # services.update_x(record, changes, actor_id, expected_version)
     delete: Callable     # services.delete_x(record, actor_id, expected_version)
+    # create/update take confirm_duplicates (?confirm_duplicates=true): see crm_core/duplicates
+    checks_duplicates: bool = False
 
     def out(self, record):
         return access.dump_visible(self.name, self.schema().dump(record))
@@ -75,6 +80,14 @@ def optional_version(record):
     return check_if_match(record) if request.headers.get("If-Match") else None
 
 
+def _confirm(resource):
+    """The client's confirmation that a possible duplicate is meant (a query parameter: the
+    record's own fields stay the body)."""
+    if not resource.checks_duplicates:
+        return {}
+    return {"confirm_duplicates": request.args.get("confirm_duplicates", "").lower() in ("1", "true", "yes")}
+
+
 def register(blueprint, resource):
     name, plural, query = resource.name, resource.plural, resource.list_query
     id_rule = f"/<int:{name}_id>"
@@ -92,7 +105,7 @@ def register(blueprint, resource):
         def post(self, data):
             access.require_object(name, "create")
             access.check_writable(name, data)
-            record = resource.create(data, actor_id=current_user.id)
+            record = resource.create(data, actor_id=current_user.id, **_confirm(resource))
             return with_etag(jsonify(resource.out(record)), record), 201
 
     class Export(MethodView):
@@ -114,7 +127,8 @@ def register(blueprint, resource):
             record = access.get_readable(name, ids[f"{name}_id"])
             may_change(name, record, data)
             version = check_if_match(record)
-            resource.update(record, data, actor_id=current_user.id, expected_version=version)
+            resource.update(record, data, actor_id=current_user.id, expected_version=version,
+                            **_confirm(resource))
             return with_etag(jsonify(resource.out(record)), record)
 
         @blueprint.response(204)
@@ -132,6 +146,9 @@ def register(blueprint, resource):
     Item.get.__doc__ = "One record (404 when the caller may not see it, like a missing one)."
     Item.patch.__doc__ = "Change the record (If-Match: its version)."
     Item.delete.__doc__ = "Into the recycle bin."
+    if resource.checks_duplicates:
+        Collection.post = blueprint.doc(parameters=[CONFIRM_DUPLICATES])(Collection.post)
+        Item.patch = blueprint.doc(parameters=[*IF_MATCH["parameters"], CONFIRM_DUPLICATES])(Item.patch)
     for view, rule in ((Collection, ""), (Export, "/export"), (Item, id_rule)):
         view.__name__ = f"{name.title()}{view.__name__}"
         blueprint.route(rule)(view)

@@ -45,7 +45,7 @@ class History(MethodView):
         if levels.get("*") == FIELD_HIDDEN:
             return []
         readable = {name for name in obj.model._meta.fields if levels.get(name, 2) > FIELD_HIDDEN}
-        readable.add("deleted_at")
+        readable.update(("deleted_at", "merged_from", "merged_into"))
         return history_of(obj.model, record_id, readable_fields=readable)
 
 

@@ -101,7 +101,8 @@ leads_list = ListQuery(
 CAMPAIGNS = Resource("campaign", "campaigns", CampaignSchema, CampaignPatchSchema, campaigns_list,
                      services.create_campaign, services.update_campaign, services.delete_campaign)
 LEADS = Resource("lead", "leads", LeadSchema, LeadPatchSchema, leads_list,
-                 services.create_lead, services.update_lead, services.delete_lead)
+                 services.create_lead, services.update_lead, services.delete_lead,
+                 checks_duplicates=True)
 register(campaigns_blueprint, CAMPAIGNS)
 register(leads_blueprint, LEADS)
 

@@ -10,6 +10,8 @@ from flask_babel import lazy_gettext as _l
 from crm_core.accounts import services as accounts
 from crm_core.accounts.models import Account, Contact
 from crm_core.db import database, utcnow
+from crm_core.duplicates.check import check_create, check_update
+from crm_core.duplicates.keys import store_record_keys
 from crm_core.errors import UserError
 from crm_core.leads.models import CAMPAIGN_STATUSES, LEAD_RATINGS, LEAD_SOURCES, LEAD_STATUSES, Campaign, Lead
 from crm_core.org.services import Problems
@@ -84,13 +86,17 @@ def lead_name(lead):
     return " ".join(part for part in (lead.first_name, lead.last_name) if part)
 
 
-def create_lead(values, actor_id=None):
+def create_lead(values, actor_id=None, confirm_duplicates=False):
     values = dict(values)
     values.setdefault("owner_id", actor_id)
     problems = Problems()
     _check_lead(values, problems, actor_id)
     problems.check()
-    return create_record(Lead, actor_id=actor_id, **columns(Lead, values))
+    check_create("lead", values, actor_id, confirm_duplicates)
+    with database.atomic():
+        lead = create_record(Lead, actor_id=actor_id, **columns(Lead, values))
+        store_record_keys("lead", lead)
+    return lead
 
 
 def _not_converted(lead):
@@ -99,13 +105,18 @@ def _not_converted(lead):
                         field="status", code="converted")
 
 
-def update_lead(lead, changes, actor_id=None, expected_version=None):
+def update_lead(lead, changes, actor_id=None, expected_version=None, confirm_duplicates=False):
     changes = dict(changes)
     _not_converted(lead)
     problems = Problems()
     _check_lead(changes, problems, actor_id)
     problems.check()
-    return save_changes(lead, "lead", changes, actor_id, expected_version)
+    check_update("lead", lead, changes, actor_id, confirm_duplicates)
+    with database.atomic():
+        changed = save_changes(lead, "lead", changes, actor_id, expected_version)
+        if changed:
+            store_record_keys("lead", lead)
+    return changed
 
 
 def delete_lead(lead, actor_id=None, expected_version=None):
@@ -154,12 +165,13 @@ def convert(lead, actor_id=None, expected_version=None, account_id=None, contact
             account = accounts.create_account({
                 "name": lead.company or lead_name(lead), "industry": lead.industry,
                 "country": lead.country, "region": lead.region, "city": lead.city,
-                "phone": lead.phone, "owner_id": lead.owner_id}, actor_id=actor_id)
+                "phone": lead.phone, "owner_id": lead.owner_id}, actor_id=actor_id,
+                confirm_duplicates=True)
         if contact is None:
             contact = accounts.create_contact({
                 "account_id": account.id, "first_name": lead.first_name, "last_name": lead.last_name,
                 "title": lead.title, "email": lead.email, "phone": lead.phone, "mobile": lead.mobile,
-                "owner_id": lead.owner_id}, actor_id=actor_id)
+                "owner_id": lead.owner_id}, actor_id=actor_id, confirm_duplicates=True)
         # The conditional update: a second conversion of the same version finds nothing.
         update_record(lead, {"status": "converted", "converted_at": now,
                              "converted_account": account.id, "converted_contact": contact.id},

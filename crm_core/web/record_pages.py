@@ -283,14 +283,15 @@ def detail_page(kind, record, extra=None, status=200, delete_error=None, action_
     levels = levels_of(kind)
     visible = [spec for spec in kind.inputs if levels.get(spec.name, FIELD_EDIT) > FIELD_HIDDEN]
     readable = {spec.name for spec in visible} | {
-        spec.name.removesuffix("_id") for spec in visible} | {"deleted_at"}
+        spec.name.removesuffix("_id") for spec in visible} | {"deleted_at", "merged_from", "merged_into"}
     history = history_of(kind.model, record.id, readable_fields=readable)[:100]
     access = engine()
     return render_template(
         "crm_core/records/detail.html", kind=kind, record=record, fields=visible,
         display=_display(kind), history=history, extra=extra or {}, delete_error=delete_error,
         action_error=action_error,
-        labels={spec.name: spec.label for spec in kind.inputs},
+        labels={"merged_from": _("Merged from"), "merged_into": _("Merged into"),
+                **{spec.name: spec.label for spec in kind.inputs}},
         can_edit=access.object_permissions(current_user.id, kind.name).edit
         and access.can(current_user.id, record, "update"),
         can_delete=access.object_permissions(current_user.id, kind.name).delete
@@ -299,7 +300,25 @@ def detail_page(kind, record, extra=None, status=200, delete_error=None, action_
             User.id.in_({h.changed_by_id for h in history if h.changed_by_id}))}), status
 
 
-def form_page(kind, record=None, form=None, errors=None, conflict=False, status=200):
+def _confirm(kind):
+    """The "save anyway" of a possible duplicate, for kinds checked for duplicates."""
+    from crm_core.duplicates.rules import OBJECTS
+
+    if kind.name not in OBJECTS:
+        return {}
+    return {"confirm_duplicates": request.form.get("confirm_duplicates") == "1"}
+
+
+def _problem_page(kind, record, shown, problem):
+    from crm_core.duplicates.check import PossibleDuplicates
+
+    duplicates = problem if isinstance(problem, PossibleDuplicates) else None
+    return form_page(kind, record, shown, _messages(problem), status=422, duplicates=duplicates)
+
+
+def form_page(kind, record=None, form=None, errors=None, conflict=False, status=200, duplicates=None):
+    from crm_core.duplicates.rules import KEY_LABELS
+
     levels = levels_of(kind)
     inputs = [spec for spec in kind.inputs if levels.get(spec.name, FIELD_EDIT) > FIELD_HIDDEN]
     if record is not None and not engine().can(current_user.id, record, "transfer"):
@@ -309,7 +328,8 @@ def form_page(kind, record=None, form=None, errors=None, conflict=False, status=
         "crm_core/records/form.html", kind=kind, record=record, inputs=inputs, levels=levels,
         form=form if form is not None else (form_of(kind, record) if record else _new_form(kind)),
         errors=errors or {}, conflict=conflict, choices=choices, countries=countries(),
-        saved=form_of(kind, record) if conflict and record else None), status
+        saved=form_of(kind, record) if conflict and record else None, duplicates=duplicates,
+        key_labels=KEY_LABELS), status
 
 
 def _new_form(kind):
@@ -327,9 +347,9 @@ def create(kind):
     if errors:
         return form_page(kind, form=shown, errors=errors, status=422)
     try:
-        record = kind.create(values, actor_id=current_user.id)
+        record = kind.create(values, actor_id=current_user.id, **_confirm(kind))
     except (UserError, FieldValueError) as problem:
-        return form_page(kind, form=shown, errors=_messages(problem), status=422)
+        return _problem_page(kind, None, shown, problem)
     flash(_("“%(name)s” has been created.", name=kind.label_of(record)), "success")
     return redirect(url_for(f"{kind.endpoint}.detail", record_id=record.id))
 
@@ -349,9 +369,9 @@ def update(kind, record_id):
     if errors:
         return form_page(kind, record, shown, errors, status=422)
     try:
-        kind.update(record, values, actor_id=current_user.id, expected_version=version)
+        kind.update(record, values, actor_id=current_user.id, expected_version=version, **_confirm(kind))
     except (UserError, FieldValueError) as problem:
-        return form_page(kind, record, shown, _messages(problem), status=422)
+        return _problem_page(kind, record, shown, problem)
     except VersionConflict:
         return form_page(kind, kind.model.get_by_id(record.id), shown, conflict=True, status=409)
     flash(_("“%(name)s” has been saved.", name=kind.label_of(record)), "success")
