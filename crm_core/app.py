@@ -47,6 +47,7 @@ def create_app(config=None):
     _collect_models(app, host)
     _collect_migrations(app, host)
     _collect_access_objects(app, host)
+    _collect_custom_fields(app, host)
     init_i18n(app, _catalog_sources(host))
     register_error_handlers(app)
     init_auth(app)
@@ -145,6 +146,12 @@ def _collect_access_objects(app, host):
     host.registries["permissions"] = permissions
     app.extensions["crm_access"] = AccessEngine(app, [obj for _, obj in objects.items()],
                                                 [perm for _, perm in permissions.items()])
+
+
+def _collect_custom_fields(app, host):
+    from crm_core.customfields.registry import collect
+
+    collect(app, host)
 
 
 def table_owner(table, plugin_names):

@@ -17,8 +17,10 @@ def crm_register_models(app):
 
     from crm_core.accounts.models import Account, Contact
     from crm_core.leads.models import Campaign, Lead
+    from crm_core.customfields.models import CustomField
+    from crm_core.segments.models import Segment
 
-    return [User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
+    return [CustomField, Segment, User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
             RolePermission, UserRole, AccessDefault, SharingRule, RecordShare, FieldRule,
             FieldHistory, SecurityEvent, RecycleGroup, RecycleItem, RoleGrant, Account, Contact,
             Campaign, Lead]
@@ -67,8 +69,11 @@ def crm_register_api_blueprints(app):
     from crm_core.org.api import blueprint as org
     from crm_core.users.api import auth_blueprint, users_blueprint
 
+    from crm_core.customfields.api import blueprint as custom_fields
+    from crm_core.segments.api import blueprint as segments
+
     return [meta, auth_blueprint, users_blueprint, org, audit, accounts_blueprint, contacts_blueprint,
-            leads_blueprint, campaigns_blueprint]
+            leads_blueprint, campaigns_blueprint, custom_fields, segments]
 
 
 @hookimpl

@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 
 from crm_core.accounts.models import ACCOUNT_KINDS, Account, Contact
+from crm_core.customfields.values import check as custom_check
 from crm_core.db import database, utcnow
 from crm_core.org.services import Problems
 from crm_core.permissions import Level, engine
@@ -57,6 +58,7 @@ def create_account(values, actor_id=None):
     values.setdefault("owner_id", actor_id)
     problems = Problems()
     _check_account(values, problems, actor_id)
+    custom_check("account", values, problems)
     problems.check()
     if values.get("kind") == "customer":
         values["became_customer_at"] = utcnow()
@@ -68,6 +70,7 @@ def update_account(account, changes, actor_id=None, expected_version=None):
     changes = dict(changes)
     problems = Problems()
     _check_account(changes, problems, actor_id, account)
+    custom_check("account", changes, problems, account)
     problems.check()
     if changes.get("kind") == "customer" and account.kind != "customer" and not account.became_customer_at:
         changes["became_customer_at"] = utcnow()
@@ -119,6 +122,7 @@ def create_contact(values, actor_id=None):
     values.setdefault("owner_id", actor_id)
     problems = Problems()
     _check_contact(values, problems, actor_id)
+    custom_check("contact", values, problems)
     problems.check()
     return create_record(Contact, actor_id=actor_id, **columns(Contact, values))
 
@@ -127,6 +131,7 @@ def update_contact(contact, changes, actor_id=None, expected_version=None):
     changes = dict(changes)
     problems = Problems()
     _check_contact(changes, problems, actor_id, contact)
+    custom_check("contact", changes, problems, contact)
     if "account_id" in changes and changes["account_id"] != contact.account_id and \
             "reports_to_id" not in changes and contact.reports_to_id:
         changes["reports_to_id"] = None  # the old account's org chart stays behind

@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 from crm_core.accounts import services as accounts
 from crm_core.accounts.models import Account, Contact
 from crm_core.db import database, utcnow
+from crm_core.customfields.values import check as custom_check
 from crm_core.errors import UserError
 from crm_core.leads.models import CAMPAIGN_STATUSES, LEAD_RATINGS, LEAD_SOURCES, LEAD_STATUSES, Campaign, Lead
 from crm_core.org.services import Problems
@@ -89,6 +90,7 @@ def create_lead(values, actor_id=None):
     values.setdefault("owner_id", actor_id)
     problems = Problems()
     _check_lead(values, problems, actor_id)
+    custom_check("lead", values, problems)
     problems.check()
     return create_record(Lead, actor_id=actor_id, **columns(Lead, values))
 
@@ -104,6 +106,7 @@ def update_lead(lead, changes, actor_id=None, expected_version=None):
     _not_converted(lead)
     problems = Problems()
     _check_lead(changes, problems, actor_id)
+    custom_check("lead", changes, problems, lead)
     problems.check()
     return save_changes(lead, "lead", changes, actor_id, expected_version)
 
