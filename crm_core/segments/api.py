@@ -79,7 +79,7 @@ class FieldListSchema(Schema):
 
 
 def dump(segment):
-    out = SegmentSchema().dump(segment)
+    out = SegmentSchema(exclude=("conditions",)).dump(segment)
     out["conditions"] = services.tree_of(segment)
     return out
 
