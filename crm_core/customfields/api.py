@@ -98,35 +98,35 @@ class CustomFields(MethodView):
         return with_etag(jsonify(dump(spec)), spec), 201
 
 
-@blueprint.route("/<int:field_id>")
+@blueprint.route("/<int:custom_field_id>")
 class CustomFieldItem(MethodView):
     @blueprint.response(200, CustomFieldSchema)
-    def get(self, field_id):
+    def get(self, custom_field_id):
         """One field an administrator defined."""
-        spec = _stored_or_404(field_id)
+        spec = _stored_or_404(custom_field_id)
         return with_etag(jsonify(dump(spec)), spec)
 
     @blueprint.arguments(CustomFieldPatchSchema)
     @blueprint.response(200, CustomFieldSchema)
     @blueprint.doc(**IF_MATCH)
-    def patch(self, data, field_id):
+    def patch(self, data, custom_field_id):
         """Change labels, choices, required, order, currency or type (stored values are
         converted, or the change is refused when one would not fit); ``retired``."""
         require_admin()
-        spec = _stored_or_404(field_id)
+        spec = _stored_or_404(custom_field_id)
         version = check_if_match(spec)
         retired = data.pop("retired", None)
         if data:
             spec = services.update_field(spec, data, actor_id=current_user.id, expected_version=version)
         if retired is not None and retired != spec.retired:
             (services.retire_field if retired else services.restore_field)(spec, actor_id=current_user.id)
-            spec = services.stored_field(field_id)
+            spec = services.stored_field(custom_field_id)
         return with_etag(jsonify(dump(spec)), spec)
 
     @blueprint.response(204)
-    def delete(self, field_id):
+    def delete(self, custom_field_id):
         """Retire the field: no longer shown or accepted; its values are kept."""
         require_admin()
-        spec = _stored_or_404(field_id)
+        spec = _stored_or_404(custom_field_id)
         if not spec.retired:
             services.retire_field(spec, actor_id=current_user.id)

@@ -157,11 +157,12 @@ class SegmentRun(MethodView):
         return _run(data["object"], data["conditions"], args)
 
 
-@blueprint.route("/fields/<string:object_name>")
+@blueprint.route("/fields/<string:segment_object>")
 class SegmentFields(MethodView):
     @blueprint.response(200, FieldListSchema)
-    def get(self, object_name):
-        """The fields the caller may filter ``object_name`` on, with their operators."""
+    def get(self, segment_object):
+        """The fields the caller may filter ``segment_object`` on, with their operators."""
+        object_name = segment_object
         if object_name not in services.segment_objects():
             raise ApiError(404)
         access.require_object(object_name, "read")
