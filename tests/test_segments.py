@@ -148,7 +148,10 @@ def test_segments_are_saved_private_or_shared(app, world):
 def test_pages_of_results(app, world):
     rita = api_client(app, world["rita"])
     first = rita.post("/api/v1/segments/run?per_page=2", json={"object": "contact", "conditions": {"all": []}})
-    assert first.json["total"] == 3 and len(first.json["items"]) == 2 and first.json["total_capped"] is False
+    assert first.json["total"] is None and len(first.json["items"]) == 2 and first.json["has_more"] is True
+    counted = rita.post("/api/v1/segments/run?per_page=2&count=true",
+                        json={"object": "contact", "conditions": {"all": []}})
+    assert counted.json["total"] == 3 and counted.json["total_capped"] is False
     second = rita.post("/api/v1/segments/run?per_page=2&page=2", json={"object": "contact", "conditions": {"all": []}})
     assert len(second.json["items"]) == 1
 

@@ -32,13 +32,16 @@ def _default(value):
     raise TypeError(f"not JSON: {type(value).__name__}")
 
 
+# Built once: json.dumps with options builds an encoder per call (a third of the cost).
+_ENCODER = json.JSONEncoder(default=_default, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
 def dumps(values):
     """The column's text for a dict of storage values (None for no values): what a bulk
     insert writes into ``custom``."""
     if not values:
         return None
-    return json.dumps(values, default=_default, ensure_ascii=False, separators=(",", ":"),
-                      sort_keys=True)
+    return _ENCODER.encode(values)
 
 
 class CustomValuesField(peewee.Field):

@@ -73,11 +73,18 @@ def _number(spec):
 
 
 def _money(spec):
+    import re
+
     from babel.numbers import get_currency_precision
 
-    places = Decimal(1).scaleb(-get_currency_precision(spec.currency)) if spec.currency else Decimal("0.01")
+    digits = get_currency_precision(spec.currency) if spec.currency else 2
+    places = Decimal(1).scaleb(-digits)
+    # The common case of a file (plain digits, at most the currency's decimals) skips Decimal.
+    plain = re.compile(r"^-?\d{1,13}(\.\d{0,%d})?$" % digits if digits else r"^-?\d{1,13}$")
 
     def convert(raw):
+        if raw.__class__ is str and plain.match(raw):
+            return Decimal(raw).quantize(places)
         number = _decimal(raw)
         if number is None:
             return None
@@ -127,7 +134,7 @@ def _multi_choice(spec):
 
     def convert(raw):
         if isinstance(raw, str):  # a form or a file: "tennis; golf"
-            raw = [part for chunk in raw.split(";") for part in chunk.split(",")]
+            raw = raw.replace(",", ";").split(";")
         if not isinstance(raw, (list, tuple)) or not all(isinstance(v, str) for v in raw):
             raise Invalid(message)
         chosen = sorted({v.strip() for v in raw if v.strip()})

@@ -46,6 +46,8 @@ class SegmentPatchSchema(SegmentSchema):
 class PageQuery(Schema):
     page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=10_000))
     per_page = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=200))
+    count = ma.fields.Boolean(load_default=False, metadata={
+        "description": "also count the matches (exact up to 10,000; slower on large segments)"})
     lang = ma.fields.String(load_default=None, load_only=True)
 
 
@@ -56,7 +58,8 @@ class RunSchema(Schema):
 
 class ResultSchema(Schema):
     items = ma.fields.List(ma.fields.Dict())
-    total = ma.fields.Integer()
+    has_more = ma.fields.Boolean()
+    total = ma.fields.Integer(allow_none=True, metadata={"description": "with ?count=true only"})
     total_capped = ma.fields.Boolean(metadata={"description": "more than total match"})
     page = ma.fields.Integer()
     per_page = ma.fields.Integer()
@@ -105,7 +108,8 @@ def _run(object_name, tree, args):
         raise ApiError(404)
     access.require_object(object_name, "read")
     try:
-        page = services.run(object_name, current_user.id, tree, args["page"], args["per_page"])
+        page = services.run(object_name, current_user.id, tree, args["page"], args["per_page"],
+                            count=args["count"])
     except ConditionError as problem:
         status = 400 if problem.code == "hidden_field" else 422
         raise ApiError(status, problem.code if status == 400 else None,

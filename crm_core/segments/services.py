@@ -149,20 +149,27 @@ def query(object_name, user_id, tree):
     return engine().query(user_id, object_name).where(condition)
 
 
-def run(object_name, user_id, tree, page=1, per_page=50):
-    """One page: ``{"items", "total", "total_capped", "page", "per_page"}``, newest id
-    first. ``total`` counts exactly up to COUNT_CAP (then ``total_capped`` is true): an
-    exact count of a broad segment over a million records would cost a full scan."""
+def run(object_name, user_id, tree, page=1, per_page=50, count=False):
+    """One page: ``{"items", "has_more", "total", "total_capped", "page", "per_page"}``,
+    newest first. ``total`` is None unless ``count`` asks for it, and then exact only up to
+    COUNT_CAP (``total_capped`` says "more than"): counting a broad segment over a million
+    records evaluates its conditions on every readable row, which costs far more than a
+    page (the first page stops at its 50th match)."""
     selected = query(object_name, user_id, tree)
     model = engine().objects[object_name].model
-    items = list(selected.order_by(model.id.desc()).paginate(page, per_page))
-    if page == 1 and len(items) < per_page:
-        total = len(items)
-    else:
-        capped = selected.select(model.id).limit(COUNT_CAP + 1)
-        total = model.select(peewee.fn.COUNT(peewee.SQL("*"))).from_(capped.alias("capped")).scalar()
-    return {"items": items, "total": min(total, COUNT_CAP), "total_capped": total > COUNT_CAP,
-            "page": page, "per_page": per_page}
+    items = list(selected.order_by(model.id.desc()).offset((page - 1) * per_page).limit(per_page + 1))
+    has_more = len(items) > per_page
+    items = items[:per_page]
+    total = None
+    if count:
+        if page == 1 and not has_more:
+            total = len(items)
+        else:
+            capped = selected.select(model.id).limit(COUNT_CAP + 1)
+            total = model.select(peewee.fn.COUNT(peewee.SQL("*"))).from_(capped.alias("capped")).scalar()
+    return {"items": items, "has_more": has_more,
+            "total": None if total is None else min(total, COUNT_CAP),
+            "total_capped": bool(total is not None and total > COUNT_CAP), "page": page, "per_page": per_page}
 
 
 def mailing_list(segment, user_id):
