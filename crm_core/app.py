@@ -95,7 +95,8 @@ def _manage_connections(app, db):
     def _connect():
         # Per-request caches live on `g`, which belongs to the app context; a request
         # inside an already pushed context (tests, jobs) must not see the last one's.
-        for key in ("_login_user", "_flask_babel", "csrf_token", "_crm_access", "_crm_request_id"):
+        for key in ("_login_user", "_flask_babel", "csrf_token", "_crm_access", "_crm_request_id",
+                    "_crm_custom_fields"):
             g.pop(key, None)
         bind_database(db)  # the pool connects on the first query, not before
 

@@ -57,7 +57,10 @@ def crm_register_blueprints(app):
     from crm_core.users.views import blueprint as users
     from crm_core.web.views import blueprint as core
 
-    return [core, users, org, accounts, contacts, leads, campaigns]
+    from crm_core.customfields.views import blueprint as custom_fields
+    from crm_core.segments.views import blueprint as segments
+
+    return [core, users, org, accounts, contacts, leads, campaigns, custom_fields, segments]
 
 
 @hookimpl
@@ -102,6 +105,9 @@ def crm_menu_items(app, actor):
     if getattr(actor, "is_admin", False):
         items.append(MenuItem("users.list", _l("Users"), order=900))
         items.append(MenuItem("org.overview", _l("Organisation"), order=910))
+        items.append(MenuItem("custom_fields.list", _l("Custom fields"), order=920))
+    if user_id is not None:
+        items.append(MenuItem("segments.list", _l("Segments"), order=130))
     return items
 
 
