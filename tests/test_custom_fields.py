@@ -228,3 +228,19 @@ def test_a_plugin_field_twice_or_without_choices_stops_the_start(app_factory, re
     register_plugin(fleet_plugin(CustomFieldSpec("lead", "kind", "choice", {"en": "Kind"})))
     with pytest.raises(RegistryError, match="choices"):
         app_factory()
+
+
+def test_demo_fields_values_and_segment_load_once(app, people):
+    from crm_core.accounts.services import create_contact
+    from crm_core.customfields import demo
+    from crm_core.segments import services as segments
+    from crm_core.segments.models import Segment
+
+    for name in ("A", "B", "C", "D"):
+        create_contact({"last_name": name, "email": f"{name.lower()}@example.com"}, actor_id=people["rita"].id)
+    assert demo.load(people["admin"].id) == 4
+    assert demo.load(people["admin"].id) == 0
+    segment = Segment.get(Segment.name == "Tennis")
+    tennis = [c.last_name for c in segments.mailing_list(segment, people["rita"].id)]
+    assert tennis and all("tennis" in Contact.get(Contact.last_name == n).custom["interests"] for n in tennis)
+    assert [c.last_name for c in segments.mailing_list(segment, people["bob"].id)] == []
