@@ -10,7 +10,6 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from crm_core.customfields import services
-from crm_core.customfields.models import TYPES
 from crm_core.customfields.registry import definitions, objects
 from crm_core.errors import UserError, VersionConflict
 from crm_core.web.auth import require_admin

@@ -88,7 +88,6 @@ def dump(segment):
 
 
 def _resource(object_name):
-    from crm_core.api.resources import Resource  # noqa: F401 - the record kinds' own output
     from crm_core.accounts.api import ACCOUNTS, CONTACTS
     from crm_core.leads.api import LEADS
 
