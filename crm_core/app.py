@@ -47,6 +47,7 @@ def create_app(config=None):
     _collect_models(app, host)
     _collect_migrations(app, host)
     _collect_access_objects(app, host)
+    _collect_custom_fields(app, host)
     init_i18n(app, _catalog_sources(host))
     register_error_handlers(app)
     init_auth(app)
@@ -94,7 +95,8 @@ def _manage_connections(app, db):
     def _connect():
         # Per-request caches live on `g`, which belongs to the app context; a request
         # inside an already pushed context (tests, jobs) must not see the last one's.
-        for key in ("_login_user", "_flask_babel", "csrf_token", "_crm_access", "_crm_request_id"):
+        for key in ("_login_user", "_flask_babel", "csrf_token", "_crm_access", "_crm_request_id",
+                    "_crm_custom_fields"):
             g.pop(key, None)
         bind_database(db)  # the pool connects on the first query, not before
 
@@ -145,6 +147,12 @@ def _collect_access_objects(app, host):
     host.registries["permissions"] = permissions
     app.extensions["crm_access"] = AccessEngine(app, [obj for _, obj in objects.items()],
                                                 [perm for _, perm in permissions.items()])
+
+
+def _collect_custom_fields(app, host):
+    from crm_core.customfields.registry import collect
+
+    collect(app, host)
 
 
 def table_owner(table, plugin_names):

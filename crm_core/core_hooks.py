@@ -18,8 +18,10 @@ def crm_register_models(app):
     from crm_core.accounts.models import Account, Contact
     from crm_core.leads.models import Campaign, Lead
     from crm_core.duplicates.models import DuplicatePair, DuplicateSetting, MatchKey
+    from crm_core.customfields.models import CustomField
+    from crm_core.segments.models import Segment
 
-    return [User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
+    return [CustomField, Segment, User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
             RolePermission, UserRole, AccessDefault, SharingRule, RecordShare, FieldRule,
             FieldHistory, SecurityEvent, RecycleGroup, RecycleItem, RoleGrant, Account, Contact,
             Campaign, Lead, DuplicateSetting, MatchKey, DuplicatePair]
@@ -57,7 +59,11 @@ def crm_register_blueprints(app):
     from crm_core.web.views import blueprint as core
     from crm_core.duplicates.views import blueprint as duplicates, transfers_blueprint as transfers
 
-    return [core, users, org, accounts, contacts, leads, campaigns, duplicates, transfers]
+    from crm_core.customfields.views import blueprint as custom_fields
+    from crm_core.segments.views import blueprint as segments
+
+    return [core, users, org, accounts, contacts, leads, campaigns, duplicates, transfers,
+            custom_fields, segments]
 
 
 @hookimpl
@@ -71,8 +77,11 @@ def crm_register_api_blueprints(app):
     # Imported before the record blueprints are mounted: it adds their /merge routes.
     from crm_core.duplicates.api import blueprint as duplicates, transfers_blueprint as transfers
 
+    from crm_core.customfields.api import blueprint as custom_fields
+    from crm_core.segments.api import blueprint as segments
+
     return [meta, auth_blueprint, users_blueprint, org, audit, accounts_blueprint, contacts_blueprint,
-            leads_blueprint, campaigns_blueprint, duplicates, transfers]
+            leads_blueprint, campaigns_blueprint, duplicates, transfers, custom_fields, segments]
 
 
 @hookimpl
@@ -107,6 +116,9 @@ def crm_menu_items(app, actor):
     if getattr(actor, "is_admin", False):
         items.append(MenuItem("users.list", _l("Users"), order=900))
         items.append(MenuItem("org.overview", _l("Organisation"), order=910))
+        items.append(MenuItem("custom_fields.list", _l("Custom fields"), order=920))
+    if user_id is not None:
+        items.append(MenuItem("segments.list", _l("Segments"), order=130))
     return items
 
 

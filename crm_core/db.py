@@ -36,7 +36,8 @@ SQLITE_PRAGMAS = {
 
 
 class SqliteCrmDatabase(PooledSqliteDatabase):
-    field_types = {**PooledSqliteDatabase.field_types, "TIMESTAMPTZ": "TEXT", "MONEY": "BIGINT"}
+    field_types = {**PooledSqliteDatabase.field_types, "TIMESTAMPTZ": "TEXT", "MONEY": "BIGINT",
+                   "CUSTOMJSON": "TEXT"}
 
     @property
     def vendor(self):
@@ -45,7 +46,8 @@ class SqliteCrmDatabase(PooledSqliteDatabase):
 
 class PostgresCrmDatabase(PooledPostgresqlDatabase):
     field_types = {**PooledPostgresqlDatabase.field_types,
-                   "TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE", "MONEY": "BIGINT"}
+                   "TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE", "MONEY": "BIGINT",
+                   "CUSTOMJSON": "JSONB"}
 
     @property
     def vendor(self):

@@ -42,6 +42,9 @@ def load_demo(password, scale=0, seed=2026):
     departments = _demo_organisation()
     accounts = _demo_accounts()
     leads = _demo_leads()
+    from crm_core.customfields import demo as custom_demo
+
+    custom_demo.load(find_by_email(DEMO_PEOPLE[0][0]).id)
     generated = _generate_users(password, scale, seed) if scale else 0
     from crm_core.duplicates.scan import scan
 

@@ -31,12 +31,19 @@ def columns(object_name, user_id):
     levels = engine().field_levels(user_id, object_name)
     out = []
     for name, field in obj.model._meta.fields.items():
-        if name in SKIPPED:
+        if name in SKIPPED or name == "custom":
             continue
         public = field.column_name if hasattr(field, "rel_model") else name
         level = levels.get("*", levels.get(public, levels.get(name, 2)))
         if level > FIELD_HIDDEN or name == "id":
             out.append((public, name))
+    if "custom" in obj.model._meta.fields:
+        from crm_core.customfields.registry import definitions
+
+        # Custom fields as "custom.<key>" columns (the importer maps them back by name).
+        for spec in definitions(object_name):
+            if levels.get("*", levels.get(spec.name, 2)) > FIELD_HIDDEN:
+                out.append((spec.name, spec))
     return out
 
 
@@ -44,9 +51,17 @@ def rows(object_name, user_id, query=None):
     """The readable records as lists of values (``query`` narrows the engine's own)."""
     model = engine().objects[object_name].model
     selected = query if query is not None else engine().query(user_id, object_name)
+    from crm_core.customfields.values import export_value
+
     names = [name for _public, name in columns(object_name, user_id)]
+    plain = [name for name in names if isinstance(name, str)]
+    specs = [spec for spec in names if not isinstance(spec, str)]
     for record in selected.order_by(model.id).limit(MAX_ROWS).iterator():
-        yield [record.__data__.get(name) for name in names]
+        row = [record.__data__.get(name) for name in plain]
+        if specs:
+            custom = record.custom or {}
+            row += [export_value(spec, custom.get(spec.key)) for spec in specs]
+        yield row
 
 
 def _text(value):

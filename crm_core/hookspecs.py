@@ -241,3 +241,19 @@ def crm_access_field_rules(app: "flask.Flask", actor: Any, object: str) -> "dict
     Called when records of ``object`` are shown or written. Rules only narrow: the
     lowest level of all plugins and the roles' field security applies.
     """
+
+
+# -- custom fields ------------------------------------------------------------------------------
+
+@hookspec
+def crm_register_custom_fields(app: "flask.Flask") -> "list[CustomFieldSpec]":
+    """Return custom fields the plugin adds to records
+    (``crm_core.customfields.CustomFieldSpec(object, key, type, labels, choices, required,
+    position, currency)``); ``object`` is an access object whose model has a ``custom``
+    column (accounts, contacts, leads and any object that opts in).
+
+    Called once while the app is created. The fields of every plugin are collected; the
+    same key twice on one object, a bad key or type, or a choice field without choices
+    stops the start. They validate, show and filter like administrators' fields, who
+    cannot change or retire them.
+    """

@@ -74,6 +74,19 @@ def diff(instance, changes):
     return out
 
 
+def history_of_changes(changed):
+    """One history entry per field, custom values included: ``custom`` (a dict of values)
+    becomes ``custom.<key>`` for each value that changed."""
+    if "custom" not in changed:
+        return changed
+    out = {name: values for name, values in changed.items() if name != "custom"}
+    old, new = (value or {} for value in changed["custom"])
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            out[f"custom.{key}"] = (old.get(key), new.get(key))
+    return out
+
+
 def update_record(instance, changes, actor_id=None, expected_version=None):
     """Apply ``changes`` if the stored version is still ``expected_version``.
 
@@ -102,7 +115,7 @@ def update_record(instance, changes, actor_id=None, expected_version=None):
         if count != 1:
             current = model.select(model.version).where(model.id == instance.id).scalar()
             raise VersionConflict(model, instance.id, expected, current)
-        record_changes(model, instance.id, changed, actor_id)
+        record_changes(model, instance.id, history_of_changes(changed), actor_id)
     instance.__data__.update(model.get_by_id(instance.get_id()).__data__)
     instance._dirty.clear()
     return changed

@@ -57,6 +57,13 @@ def build_world(with_password=False):
                              actor_id=rep_a.id)
     twin = leads.create_lead({"last_name": "Tran", "company": "Song Hong"}, actor_id=rep_a.id)
     pair = DuplicatePair.create(object="lead", low_id=lead.id, high_id=twin.id, reason="name", score=95)
+    from crm_core.customfields import services as custom_fields
+    from crm_core.segments import services as segments
+
+    custom_field = custom_fields.create_field({"object": "contact", "key": "interests", "type": "multi_choice",
+                                               "labels": {"en": "Interests"}, "choices": ["tennis", "golf"]})
+    segment = segments.create_segment({"name": "Nguyễn", "object": "contact", "conditions": {
+        "field": "last_name", "op": "eq", "value": "Nguyễn"}}, rep_a.id)
     _, rep_a_token = issue_token(rep_a, "laptop")
     people = {"rep_a": rep_a, "manager": manager, "rep_b": rep_b, "admin": admin, "auditor": auditor}
     values = {
@@ -67,10 +74,13 @@ def build_world(with_password=False):
         "campaign_id": campaign.id, "group_id": group.id, "rule_id": rule.id, "share_id": share.id,
         "token_id": rep_a_token.id, "rep_a_email": rep_a.email, "rep_b_id": rep_b.id,
         "password": DEFAULT_PASSWORD, "twin_lead_id": twin.id, "pair_id": pair.id,
+        "custom_field_id": custom_field.id, "segment_id": segment.id,
+        "segment_object": "contact",
     }
     lockable = {"user": rep_a, "department": spare, "record": record, "team": team,
                 "role": org.role_by_key("sales_rep"), "default": org.default_of("fx_account"),
-                "account": customer, "contact": contact, "lead": lead, "campaign": campaign}
+                "account": customer, "contact": contact, "lead": lead, "campaign": campaign,
+                "custom_field": custom_field, "segment": segment}
     return people, values, lockable
 
 

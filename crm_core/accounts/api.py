@@ -12,6 +12,7 @@ from flask_login import current_user
 from crm_core.accounts import services
 from crm_core.accounts.models import ACCOUNT_KINDS, Account, Contact
 from crm_core.api import Blueprint, ListQuery, Schema
+from crm_core.customfields.schema import CustomValues
 from crm_core.api import access
 from crm_core.api.resources import ID, RecordSchema, Resource, register
 from crm_core.api.resources import optional_text as _text
@@ -51,6 +52,7 @@ class AccountSchema(RecordSchema):
     financial_status = _text(20)
     became_customer_at = ma.fields.DateTime(dump_only=True, allow_none=True)
     description = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=20000))
+    custom = CustomValues("account")
 
 
 class AccountPatchSchema(AccountSchema):
@@ -116,6 +118,7 @@ class ContactSchema(RecordSchema):
     do_not_call = ma.fields.Boolean()
     do_not_email = ma.fields.Boolean()
     notes = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=20000))
+    custom = CustomValues("contact")
 
 
 class ContactPatchSchema(ContactSchema):

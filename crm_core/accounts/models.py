@@ -7,6 +7,7 @@ report to one another: the customer's org chart.
 
 import peewee
 
+from crm_core.customfields.models import CustomValuesField
 from crm_core.db import CurrencyField, MoneyField, UTCDateTimeField
 from crm_core.records import RecordModel
 
@@ -40,6 +41,7 @@ class Account(RecordModel):
     financial_status = peewee.CharField(max_length=20, null=True)
     became_customer_at = UTCDateTimeField(null=True)
     description = peewee.TextField(null=True)
+    custom = CustomValuesField()
 
     class Meta:
         indexes = ((("owner_id", "name"), False),)
@@ -67,3 +69,4 @@ class Contact(RecordModel):
     do_not_call = peewee.BooleanField(default=False)
     do_not_email = peewee.BooleanField(default=False)
     notes = peewee.TextField(null=True)
+    custom = CustomValuesField()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 
 from crm_core.accounts.models import ACCOUNT_KINDS, Account, Contact
+from crm_core.customfields.values import check as custom_check
 from crm_core.db import database, utcnow
 from crm_core.duplicates.check import check_create, check_update
 from crm_core.duplicates.keys import store_record_keys
@@ -59,6 +60,7 @@ def create_account(values, actor_id=None, confirm_duplicates=False):
     values.setdefault("owner_id", actor_id)
     problems = Problems()
     _check_account(values, problems, actor_id)
+    custom_check("account", values, problems)
     problems.check()
     check_create("account", values, actor_id, confirm_duplicates)
     if values.get("kind") == "customer":
@@ -74,6 +76,7 @@ def update_account(account, changes, actor_id=None, expected_version=None, confi
     changes = dict(changes)
     problems = Problems()
     _check_account(changes, problems, actor_id, account)
+    custom_check("account", changes, problems, account)
     problems.check()
     check_update("account", account, changes, actor_id, confirm_duplicates)
     if changes.get("kind") == "customer" and account.kind != "customer" and not account.became_customer_at:
@@ -130,6 +133,7 @@ def create_contact(values, actor_id=None, confirm_duplicates=False):
     values.setdefault("owner_id", actor_id)
     problems = Problems()
     _check_contact(values, problems, actor_id)
+    custom_check("contact", values, problems)
     problems.check()
     check_create("contact", values, actor_id, confirm_duplicates)
     with database.atomic():
@@ -142,6 +146,7 @@ def update_contact(contact, changes, actor_id=None, expected_version=None, confi
     changes = dict(changes)
     problems = Problems()
     _check_contact(changes, problems, actor_id, contact)
+    custom_check("contact", changes, problems, contact)
     if "account_id" in changes and changes["account_id"] != contact.account_id and \
             "reports_to_id" not in changes and contact.reports_to_id:
         changes["reports_to_id"] = None  # the old account's org chart stays behind

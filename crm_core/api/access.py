@@ -62,13 +62,20 @@ def _level_of(levels, field_name):
 def dump_visible(name, data):
     """``data`` (a dumped record) without the fields hidden from the caller."""
     levels = field_levels(name)
-    return {key: value for key, value in data.items()
-            if key in ("id", "version") or _level_of(levels, key) > FIELD_HIDDEN}
+    out = {key: value for key, value in data.items()
+           if key in ("id", "version") or _level_of(levels, key) > FIELD_HIDDEN}
+    if isinstance(out.get("custom"), dict):
+        # Each custom field is a field of its own for field security: "custom.<key>".
+        out["custom"] = {key: value for key, value in out["custom"].items()
+                         if _level_of(levels, f"custom.{key}") > FIELD_HIDDEN}
+    return out
 
 
 def check_writable(name, changes):
     levels = field_levels(name)
-    refused = sorted(key for key in changes if _level_of(levels, key) < FIELD_EDIT)
+    names = [key for key in changes if key != "custom" or not isinstance(changes[key], dict)]
+    names += [f"custom.{key}" for key in (changes.get("custom") or {}) if isinstance(changes["custom"], dict)]
+    refused = sorted(key for key in names if _level_of(levels, key) < FIELD_EDIT)
     if refused:
         raise ApiError(422, "field_not_editable", fields={
             key: [str(_l("You may not change this field."))] for key in refused})

@@ -14,6 +14,7 @@ from crm_core.api import access
 from crm_core.api.fields import Amount, Currency
 from crm_core.api.resources import ID, IF_MATCH, RecordSchema, Resource, may_change, register
 from crm_core.api.resources import optional_text as _text
+from crm_core.customfields.schema import CustomValues
 from crm_core.leads import services
 from crm_core.leads.models import CAMPAIGN_STATUSES, LEAD_RATINGS, LEAD_SOURCES, LEAD_STATUSES, Campaign, Lead
 
@@ -61,6 +62,7 @@ class LeadSchema(RecordSchema):
     converted_at = ma.fields.DateTime(dump_only=True, allow_none=True)
     converted_account_id = ma.fields.Integer(dump_only=True, allow_none=True)
     converted_contact_id = ma.fields.Integer(dump_only=True, allow_none=True)
+    custom = CustomValues("lead")
 
 
 class LeadPatchSchema(LeadSchema):

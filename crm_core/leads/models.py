@@ -4,6 +4,7 @@ and campaign; converted into an account and a contact once qualified)."""
 import peewee
 
 from crm_core.accounts.models import Account, Contact
+from crm_core.customfields.models import CustomValuesField
 from crm_core.db import CurrencyField, MoneyField, UTCDateTimeField
 from crm_core.records import RecordModel
 
@@ -46,6 +47,7 @@ class Lead(RecordModel):
     converted_at = UTCDateTimeField(null=True)
     converted_account = peewee.ForeignKeyField(Account, null=True, backref="+", on_delete="SET NULL")
     converted_contact = peewee.ForeignKeyField(Contact, null=True, backref="+", on_delete="SET NULL")
+    custom = CustomValuesField()
 
     class Meta:
         indexes = ((("owner_id", "status"), False),)

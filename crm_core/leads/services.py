@@ -12,6 +12,7 @@ from crm_core.accounts.models import Account, Contact
 from crm_core.db import database, utcnow
 from crm_core.duplicates.check import check_create, check_update
 from crm_core.duplicates.keys import store_record_keys
+from crm_core.customfields.values import check as custom_check
 from crm_core.errors import UserError
 from crm_core.leads.models import CAMPAIGN_STATUSES, LEAD_RATINGS, LEAD_SOURCES, LEAD_STATUSES, Campaign, Lead
 from crm_core.org.services import Problems
@@ -91,6 +92,7 @@ def create_lead(values, actor_id=None, confirm_duplicates=False):
     values.setdefault("owner_id", actor_id)
     problems = Problems()
     _check_lead(values, problems, actor_id)
+    custom_check("lead", values, problems)
     problems.check()
     check_create("lead", values, actor_id, confirm_duplicates)
     with database.atomic():
@@ -110,6 +112,7 @@ def update_lead(lead, changes, actor_id=None, expected_version=None, confirm_dup
     _not_converted(lead)
     problems = Problems()
     _check_lead(changes, problems, actor_id)
+    custom_check("lead", changes, problems, lead)
     problems.check()
     check_update("lead", lead, changes, actor_id, confirm_duplicates)
     with database.atomic():

@@ -433,9 +433,15 @@ FIELD_LEVELS = {"hidden": FIELD_HIDDEN, "read": 1, "edit": FIELD_EDIT}
 
 def rule_fields(object_name):
     """The fields of an object that field security and criteria rules may name."""
+    from crm_core.customfields.registry import definitions, opted_in
+
     obj = engine().objects[object_name]
-    return [name for name, column in obj.model._meta.fields.items()
-            if name not in BOOKKEEPING and name != obj.owner_field and not column.primary_key]
+    names = [name for name, column in obj.model._meta.fields.items()
+             if name not in BOOKKEEPING and name != obj.owner_field and not column.primary_key
+             and name != "custom"]
+    if opted_in(obj.model):
+        names += [spec.name for spec in definitions(object_name)]  # "custom.<key>"
+    return names
 
 
 def criteria_fields(object_name):
@@ -443,8 +449,8 @@ def criteria_fields(object_name):
     from crm_core.db import UTCDateTimeField
 
     model = engine().objects[object_name].model
-    return [name for name in rule_fields(object_name)
-            if not isinstance(model._meta.fields[name], (UTCDateTimeField, peewee.DateTimeField))]
+    return [name for name in rule_fields(object_name) if name in model._meta.fields
+            and not isinstance(model._meta.fields[name], (UTCDateTimeField, peewee.DateTimeField))]
 
 
 def field_rules_of(role):

@@ -72,6 +72,35 @@ class RecordKind:
         return engine().objects[self.name].model
 
 
+# -- custom fields --------------------------------------------------------------------------------
+
+CUSTOM_KINDS = {"text": "text", "number": "number", "money": "money", "date": "date", "choice": "choice",
+                "multi_choice": "multi", "boolean": "bool"}
+CUSTOM_LIST_COLUMNS = 3  # the first few custom fields (in form order) also show in lists
+
+
+def custom_inputs(kind):
+    """The kind's custom fields as inputs named "custom.<key>" (none when its records hold
+    no custom values)."""
+    from crm_core.customfields.registry import definitions, opted_in
+
+    if not opted_in(kind.model):
+        return ()
+    return tuple(Input(spec.name, spec.label(), CUSTOM_KINDS[spec.type],
+                       choices=tuple((value, spec.choice_label(value)) for value in spec.choice_values),
+                       required=spec.required, hint=spec.currency) for spec in definitions(kind.name))
+
+
+def inputs_of(kind):
+    return tuple(kind.inputs) + custom_inputs(kind)
+
+
+def _custom_spec(kind, name):
+    from crm_core.customfields.registry import by_key
+
+    return by_key(kind.name).get(name.removeprefix("custom."))
+
+
 # -- reading a form -------------------------------------------------------------------------------
 
 def countries():
@@ -119,11 +148,20 @@ def read_form(kind, levels, record=None):
     """(shown, values, errors): what was typed (to show again), the typed values of the
     inputs the reader may edit, and a message per input that is not valid."""
     shown, values, errors = {}, {}, {}
-    for spec in kind.inputs:
+    custom = {}
+    for spec in inputs_of(kind):
         if levels.get(spec.name, FIELD_EDIT) < FIELD_EDIT:
             continue  # hidden or read-only: never written from a form
         if spec.name not in request.form:
             continue  # not on the form that was sent: unchanged
+        if spec.name.startswith("custom."):
+            # The service converts and checks custom values (one message per field).
+            raw = [v for v in request.form.getlist(spec.name) if v] if spec.kind == "multi" else (
+                request.form.getlist(spec.name)[-1] if spec.kind == "bool" else request.form.get(spec.name))
+            shown[spec.name] = raw if spec.kind == "multi" else (raw or "")
+            if raw or record is not None or spec.required:
+                custom[spec.name.removeprefix("custom.")] = raw or None
+            continue
         # A checkbox comes after a hidden "0" of the same name: the last value wins.
         raw = request.form.getlist(spec.name)[-1] if spec.kind == "bool" else request.form.get(spec.name)
         shown[spec.name] = raw or ""
@@ -134,10 +172,14 @@ def read_form(kind, levels, record=None):
     if record is not None:
         # Only what changed: a form shows every field, a change names a few.
         values = {k: v for k, v in values.items() if _stored(record, k) != v}
+    if custom:
+        values["custom"] = custom
     return shown, values, errors
 
 
 def _stored(record, name):
+    if name.startswith("custom."):
+        return (record.custom or {}).get(name.removeprefix("custom."))
     value = record.__data__.get(name.removesuffix("_id") if name.endswith("_id") and
                                 name.removesuffix("_id") in record._meta.fields else name)
     return value
@@ -145,10 +187,15 @@ def _stored(record, name):
 
 def form_of(kind, record):
     """What a form shows for a stored record (text per input)."""
+    from crm_core.customfields.values import form_text
+
     out = {}
-    for spec in kind.inputs:
+    for spec in inputs_of(kind):
         value = _stored(record, spec.name)
-        if spec.kind == "bool":
+        if spec.name.startswith("custom."):
+            custom = _custom_spec(kind, spec.name)
+            out[spec.name] = form_text(custom, value) if custom else ""
+        elif spec.kind == "bool":
             out[spec.name] = "1" if value else ""
         elif spec.kind == "money" and value is not None:
             out[spec.name] = format(decimal.Decimal(value).normalize(), "f")
@@ -162,7 +209,7 @@ def form_of(kind, record):
 def levels_of(kind):
     levels = engine().field_levels(current_user.id, kind.name)
     if "*" in levels:
-        return {spec.name: levels["*"] for spec in kind.inputs}
+        return {spec.name: levels["*"] for spec in inputs_of(kind)}
     return levels
 
 
@@ -188,7 +235,7 @@ def _filtered(kind, extra_filters):
     query = engine().query(current_user.id, kind.name)
     text = request.args.get("q", "").strip()[:200]
     if text:
-        query = kind.search(query, text)
+        query = _search(kind, query, text)
     mine = request.args.get("mine") == "1"
     if mine:
         query = query.where(kind.model.owner_id == current_user.id)
@@ -197,6 +244,24 @@ def _filtered(kind, extra_filters):
         if value:
             query = query.where(column == value)
     return query, text, mine
+
+
+def _search(kind, query, text):
+    """The kind's own search, or a match in one of its text custom fields the reader may see."""
+    from crm_core.segments import sql
+
+    fields = [spec for spec in custom_inputs(kind) if spec.kind in ("text", "choice")
+              and levels_of(kind).get(spec.name, FIELD_EDIT) > FIELD_HIDDEN]
+    if not fields:
+        return kind.search(query, text)
+    model = kind.model
+    own = kind.search(model.select(model.id), text)
+    custom = [sql.contains_text(sql.value_of(model, spec.name.removeprefix("custom.")), text.lower())
+              for spec in fields]
+    condition = model.id.in_(own)
+    for part in custom:
+        condition |= part
+    return query.where(condition)
 
 
 def list_page(kind, extra_filters=None):
@@ -218,6 +283,8 @@ def list_page(kind, extra_filters=None):
     records = list(query.order_by(order, kind.model.id).paginate(page, PER_PAGE))
     columns = [spec for name in kind.columns for spec in kind.inputs
                if spec.name == name and levels.get(name, FIELD_EDIT) > FIELD_HIDDEN]
+    columns += [spec for spec in custom_inputs(kind)[:CUSTOM_LIST_COLUMNS]
+                if levels.get(spec.name, FIELD_EDIT) > FIELD_HIDDEN]
     return render_template("crm_core/records/list.html", kind=kind, records=records, total=total,
                            page=page, pages=max(1, -(-total // PER_PAGE)), columns=columns, q=text,
                            mine=mine, sort=sort, display=_display(kind),
@@ -255,6 +322,11 @@ def _display(kind):
         value = _stored(record, spec.name)
         if value is None or value == "":
             return ""
+        if spec.name.startswith("custom."):
+            from crm_core.customfields.values import display
+
+            custom = _custom_spec(kind, spec.name)
+            return display(custom, value) if custom else ""
         if spec.kind == "bool":
             return _("Yes") if value else _("No")
         if spec.kind == "country":
@@ -281,7 +353,7 @@ def detail_page(kind, record, extra=None, status=200, delete_error=None, action_
     """The record's page; ``delete_error``/``action_error``: why a deletion or an action of
     the kind's own (a lead's conversion) was refused."""
     levels = levels_of(kind)
-    visible = [spec for spec in kind.inputs if levels.get(spec.name, FIELD_EDIT) > FIELD_HIDDEN]
+    visible = [spec for spec in inputs_of(kind) if levels.get(spec.name, FIELD_EDIT) > FIELD_HIDDEN]
     readable = {spec.name for spec in visible} | {
         spec.name.removesuffix("_id") for spec in visible} | {"deleted_at", "merged_from", "merged_into"}
     history = history_of(kind.model, record.id, readable_fields=readable)[:100]
@@ -291,7 +363,7 @@ def detail_page(kind, record, extra=None, status=200, delete_error=None, action_
         display=_display(kind), history=history, extra=extra or {}, delete_error=delete_error,
         action_error=action_error,
         labels={"merged_from": _("Merged from"), "merged_into": _("Merged into"),
-                **{spec.name: spec.label for spec in kind.inputs}},
+                **{spec.name: spec.label for spec in inputs_of(kind)}},
         can_edit=access.object_permissions(current_user.id, kind.name).edit
         and access.can(current_user.id, record, "update"),
         can_delete=access.object_permissions(current_user.id, kind.name).delete
@@ -320,7 +392,7 @@ def form_page(kind, record=None, form=None, errors=None, conflict=False, status=
     from crm_core.duplicates.rules import KEY_LABELS
 
     levels = levels_of(kind)
-    inputs = [spec for spec in kind.inputs if levels.get(spec.name, FIELD_EDIT) > FIELD_HIDDEN]
+    inputs = [spec for spec in inputs_of(kind) if levels.get(spec.name, FIELD_EDIT) > FIELD_HIDDEN]
     if record is not None and not engine().can(current_user.id, record, "transfer"):
         levels = {**levels, "owner_id": min(levels.get("owner_id", FIELD_EDIT), 1)}
     choices = {name: source() for name, source in kind.choice_sources.items()}
@@ -333,7 +405,7 @@ def form_page(kind, record=None, form=None, errors=None, conflict=False, status=
 
 
 def _new_form(kind):
-    form = {spec.name: "" for spec in kind.inputs}
+    form = {spec.name: "" for spec in inputs_of(kind)}
     form["owner_id"] = str(current_user.id)
     for spec in kind.inputs:
         if spec.name in request.args:  # "new contact" from an account page
