@@ -17,11 +17,12 @@ def crm_register_models(app):
 
     from crm_core.accounts.models import Account, Contact
     from crm_core.leads.models import Campaign, Lead
+    from crm_core.webforms.models import WebForm, WebFormSubmission
 
     return [User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
             RolePermission, UserRole, AccessDefault, SharingRule, RecordShare, FieldRule,
             FieldHistory, SecurityEvent, RecycleGroup, RecycleItem, RoleGrant, Account, Contact,
-            Campaign, Lead]
+            Campaign, Lead, WebForm, WebFormSubmission]
 
 
 @hookimpl
@@ -54,8 +55,9 @@ def crm_register_blueprints(app):
     from crm_core.org.views import blueprint as org
     from crm_core.users.views import blueprint as users
     from crm_core.web.views import blueprint as core
+    from crm_core.webforms.views import blueprint as webforms
 
-    return [core, users, org, accounts, contacts, leads, campaigns]
+    return [core, users, org, accounts, contacts, leads, campaigns, webforms]
 
 
 @hookimpl
@@ -66,9 +68,10 @@ def crm_register_api_blueprints(app):
     from crm_core.audit.api import blueprint as audit
     from crm_core.org.api import blueprint as org
     from crm_core.users.api import auth_blueprint, users_blueprint
+    from crm_core.webforms.api import blueprint as web_forms, public_blueprint as web_to_lead
 
     return [meta, auth_blueprint, users_blueprint, org, audit, accounts_blueprint, contacts_blueprint,
-            leads_blueprint, campaigns_blueprint]
+            leads_blueprint, campaigns_blueprint, web_forms, web_to_lead]
 
 
 @hookimpl
@@ -94,6 +97,8 @@ def crm_menu_items(app, actor):
                                          ("campaigns.list", _l("Campaigns"), "campaign", 120)):
         if user_id is not None and engine().object_permissions(user_id, name).read:
             items.append(MenuItem(endpoint, label, order=order))
+    if user_id is not None and engine().has_permission(user_id, "webforms.manage"):
+        items.append(MenuItem("webforms.list", _l("Web forms"), order=130))
     if getattr(actor, "is_admin", False):
         items.append(MenuItem("users.list", _l("Users"), order=900))
         items.append(MenuItem("org.overview", _l("Organisation"), order=910))
@@ -120,4 +125,5 @@ def crm_register_permissions(app):
 
     from crm_core.permissions import Permission
 
-    return [Permission("leads.purge", _l("Purge inactive leads"), roles=("sales_manager",))]
+    return [Permission("leads.purge", _l("Purge inactive leads"), roles=("sales_manager",)),
+            Permission("webforms.manage", _l("Manage web-to-lead forms"), roles=("administrator",))]
