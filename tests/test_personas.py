@@ -15,6 +15,7 @@ from crm_core.recycle import services as recycle
 from crm_core.records import create_record
 from crm_core.testing import DEFAULT_PASSWORD, api_client, make_user, reset_database
 from crm_core.users.services import issue_token
+from crm_core.webforms import services as webforms
 
 TABLE = json.loads((Path(__file__).parent / "personas.json").read_text(encoding="utf-8"))["operations"]
 PERSONAS = ("rep_a", "manager", "rep_b", "admin", "auditor", "anonymous")
@@ -55,6 +56,9 @@ def build_world(with_password=False):
     lead = leads.create_lead({"last_name": "Trần", "company": "Sông Hồng", "campaign_id": campaign.id},
                              actor_id=rep_a.id)
     _, rep_a_token = issue_token(rep_a, "laptop")
+    web_form = webforms.create_form({"name": "Contact us", "fields": [
+        {"name": "last_name", "label": "Name", "required": True}, {"name": "email", "label": "Email"}]},
+        actor_id=admin.id)
     people = {"rep_a": rep_a, "manager": manager, "rep_b": rep_b, "admin": admin, "auditor": auditor}
     values = {
         "user_id": rep_a.id, "department_id": spare.id, "team_id": team.id,
@@ -63,11 +67,13 @@ def build_world(with_password=False):
         "account_id": customer.id, "contact_id": contact.id, "lead_id": lead.id,
         "campaign_id": campaign.id, "group_id": group.id, "rule_id": rule.id, "share_id": share.id,
         "token_id": rep_a_token.id, "rep_a_email": rep_a.email, "rep_b_id": rep_b.id,
-        "password": DEFAULT_PASSWORD,
+        "password": DEFAULT_PASSWORD, "web_form_id": web_form.id, "web_form_key": web_form.key,
+        "web_form_token": webforms.snippet_token(web_form),
     }
     lockable = {"user": rep_a, "department": spare, "record": record, "team": team,
                 "role": org.role_by_key("sales_rep"), "default": org.default_of("fx_account"),
-                "account": customer, "contact": contact, "lead": lead, "campaign": campaign}
+                "account": customer, "contact": contact, "lead": lead, "campaign": campaign,
+                "web_form": web_form}
     return people, values, lockable
 
 

@@ -94,7 +94,7 @@ class ReceivedSchema(Schema):
 
 
 def action_url(form):
-    return url_for("web_to_lead_api.WebToLead", key=form.key, _external=True)
+    return url_for("web_to_lead_api.WebToLead", web_form_key=form.key, _external=True)
 
 
 def form_out(form):
@@ -123,9 +123,9 @@ def require_manager():
         raise ApiError(403)
 
 
-def get_form(form_id):
+def get_form(web_form_id):
     require_manager()
-    form = WebForm.alive().where(WebForm.id == form_id).first()
+    form = WebForm.alive().where(WebForm.id == web_form_id).first()
     if form is None:
         raise ApiError(404)
     return form
@@ -156,32 +156,32 @@ class WebForms(MethodView):
         return with_etag(jsonify(form_out(form)), form), 201
 
 
-@blueprint.route("/<int:form_id>")
+@blueprint.route("/<int:web_form_id>")
 class WebFormItem(MethodView):
     @blueprint.response(200, WebFormSchema)
-    def get(self, form_id):
+    def get(self, web_form_id):
         """One web form, with its embeddable snippet."""
-        form = get_form(form_id)
+        form = get_form(web_form_id)
         return with_etag(jsonify(form_out(form)), form)
 
     @blueprint.arguments(WebFormPatchSchema)
     @blueprint.response(200, WebFormSchema)
     @blueprint.doc(**IF_MATCH)
-    def patch(self, data, form_id):
+    def patch(self, data, web_form_id):
         """Change the form (If-Match: its version); active=false stops it taking posts."""
-        form = get_form(form_id)
+        form = get_form(web_form_id)
         version = check_if_match(form)
         services.update_form(form, data, actor_id=current_user.id, expected_version=version)
         return with_etag(jsonify(form_out(form)), form)
 
 
-@blueprint.route("/<int:form_id>/submissions")
+@blueprint.route("/<int:web_form_id>/submissions")
 class WebFormSubmissions(MethodView):
     @blueprint.arguments(SubmissionQuery, location="query")
     @blueprint.response(200, page_schema(SubmissionSchema))
-    def get(self, args, form_id):
+    def get(self, args, web_form_id):
         """What visitors sent, newest first; ?result=spam for the rejected ones."""
-        form = get_form(form_id)
+        form = get_form(web_form_id)
         total, items = _page(services.submissions(form, args.get("result")), args)
         return jsonify({"items": [submission_out(s, current_user.id) for s in items], "total": total,
                         "page": args["page"], "per_page": args["per_page"]})
@@ -216,7 +216,7 @@ def _answer_page(form, status, message, fields=None):
     return current_app.response_class(body, status=status)
 
 
-@public_blueprint.route("/<key>")
+@public_blueprint.route("/<web_form_key>")
 @public
 @csrf_exempt
 class WebToLead(MethodView):
@@ -224,10 +224,10 @@ class WebToLead(MethodView):
 
     @public_blueprint.response(200, PublicFormSchema)
     @public_blueprint.doc(security=[])
-    def get(self, key):
+    def get(self, web_form_key):
         """The fields of an active form and a fresh submission token (for integrations that
         post JSON: one token per submission makes a repeat harmless)."""
-        form = _live(key)
+        form = _live(web_form_key)
         return jsonify({"token": services.issue_token(form), "fields": services.form_fields(form)})
 
     @public_blueprint.response(201, ReceivedSchema)
@@ -239,14 +239,14 @@ class WebToLead(MethodView):
         requestBody={"content": {
             "application/json": {"schema": {"type": "object", "additionalProperties": {"type": "string"}}},
             "application/x-www-form-urlencoded": {"schema": {"type": "object"}}}})
-    def post(self, key):
+    def post(self, web_form_key):
         """Send a form: a lead (or, honeypot filled, a spam record) and its stored submission;
         the same token or Idempotency-Key again answers the first result and creates nothing.
         JSON gets 201 with the submission's id; a form post is redirected to the thank-you page."""
         as_json = request.is_json
         form = None
         try:
-            form = _live(key)
+            form = _live(web_form_key)
             services.check_origin(form, request.headers.get("Origin"), request.headers.get("Referer"))
             payload = _payload()
             submission, _repeated = services.submit(form, payload, client_address(),
