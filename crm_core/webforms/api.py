@@ -216,7 +216,7 @@ def _answer_page(form, status, message, fields=None):
     return current_app.response_class(body, status=status)
 
 
-@public_blueprint.route("/<web_form_key>")
+@public_blueprint.route("/<string(maxlength=40):web_form_key>")
 @public
 @csrf_exempt
 class WebToLead(MethodView):
@@ -237,13 +237,14 @@ class WebToLead(MethodView):
     @public_blueprint.doc(security=[], parameters=[
         {"in": "header", "name": "Idempotency-Key", "required": False, "schema": {"type": "string"}}],
         requestBody={"content": {
-            "application/json": {"schema": {"type": "object", "additionalProperties": {"type": "string"}}},
-            "application/x-www-form-urlencoded": {"schema": {"type": "object"}}}})
+            "application/json": {"schema": {"type": "object", "additionalProperties": {"type": "string"}}}}})
     def post(self, web_form_key):
         """Send a form: a lead (or, honeypot filled, a spam record) and its stored submission;
         the same token or Idempotency-Key again answers the first result and creates nothing.
-        JSON gets 201 with the submission's id; a form post is redirected to the thank-you page."""
-        as_json = request.is_json
+        JSON gets 201 with the submission's id. A plain HTML form post
+        (application/x-www-form-urlencoded or multipart/form-data) is answered for a browser:
+        303 to the thank-you page, or an HTML page with the message."""
+        as_json = request.mimetype not in self.crm_body_types
         form = None
         try:
             form = _live(web_form_key)
