@@ -374,3 +374,16 @@ def test_a_race_on_the_same_key_keeps_one(app, world, monkeypatch):
     assert response.status_code == 201
     assert WebFormSubmission.get(WebFormSubmission.uid == response.json["id"]).address == "203.0.113.1"
     assert Lead.select().count() == 0 and WebFormSubmission.select().count() == 1
+
+
+def test_the_demo_has_a_working_contact_form(app):
+    from crm_core.demo import load_demo
+
+    assert load_demo("a demo pass phrase 2026")["web_forms"] == 1
+    form = WebForm.get(WebForm.name == "Website contact form")
+    assert form.campaign_id is not None and form.thank_you_url.startswith("https://")
+    response = post_json(app, {"key": form.key, "id": form.id},
+                         {"last_name": "Demo", "email": "visitor@example.com"})
+    assert response.status_code == 201
+    assert Lead.get_by_id(WebFormSubmission.get().lead_id).owner_id == form.target_owner_id
+    assert load_demo("a demo pass phrase 2026")["web_forms"] == 0
