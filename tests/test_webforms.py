@@ -387,3 +387,19 @@ def test_the_demo_has_a_working_contact_form(app):
     assert response.status_code == 201
     assert Lead.get_by_id(WebFormSubmission.get().lead_id).owner_id == form.target_owner_id
     assert load_demo("a demo pass phrase 2026")["web_forms"] == 0
+
+
+def test_the_forms_settings_never_refuse_a_visitor(app, world):
+    """An owner who left and a campaign in the recycle bin: the lead is still made, for the
+    first active administrator and without the campaign."""
+    from crm_core.users.models import User
+
+    record = world["record"]
+    User.update(active=False).where(User.id.in_([world["rita"].id, world["admin"].id])).execute()
+    boss = make_user("boss@example.com", "Boss", is_admin=True)
+    leads.delete_campaign(world["campaign"], actor_id=boss.id)
+    response = post_json(app, world["form"], ANNA)
+    assert response.status_code == 201, response.json
+    lead = Lead.get_by_id(WebFormSubmission.get().lead_id)
+    assert lead.owner_id == boss.id and lead.campaign_id is None
+    assert services.choose_owner(record, {}) == boss.id

@@ -240,11 +240,26 @@ def choose_owner(form, values):
 
     "rules" is for the assignment rules (crm_core/assignment): until they are wired in
     here, both choices give the target owner, or the form's owner when there is no target
-    or it is no longer an active user."""
+    or it is no longer an active user; when neither is, the first active administrator,
+    so that a visitor is never refused for the form's settings."""
+    from crm_core.users.models import User
+
     for candidate in (form.target_owner_id, form.owner_id):
         if candidate and _active_user(candidate):
             return candidate
-    return form.owner_id
+    admin = (User.alive().where((User.active == True) & (User.is_admin == True))  # noqa: E712
+             .order_by(User.id).first())
+    return admin.id if admin else form.owner_id
+
+
+def _campaign_of(form):
+    """The form's campaign while it is alive (a campaign in the recycle bin is left out
+    rather than refusing the visitor)."""
+    from crm_core.leads.models import Campaign
+
+    if form.campaign_id and Campaign.alive().where(Campaign.id == form.campaign_id).exists():
+        return form.campaign_id
+    return None
 
 
 def _digits(phone):
@@ -370,7 +385,7 @@ def submit(form, payload, address, header_key=None, now=None):
                 return _store(form, key, address, payload, "spam"), False
             values = _values(form, payload)
             duplicate = find_duplicate(values)
-            values.update({"source": form.source, "campaign_id": form.campaign_id,
+            values.update({"source": form.source, "campaign_id": _campaign_of(form),
                            "owner_id": choose_owner(form, values)})
             lead = leads.create_lead(values, actor_id=None)
             return _store(form, key, address, payload, "lead", lead, duplicate), False
