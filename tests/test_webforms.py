@@ -403,3 +403,16 @@ def test_the_forms_settings_never_refuse_a_visitor(app, world):
     lead = Lead.get_by_id(WebFormSubmission.get().lead_id)
     assert lead.owner_id == boss.id and lead.campaign_id is None
     assert services.choose_owner(record, {}) == boss.id
+
+
+def test_the_shared_counter_blocks_over_the_limit_then_forgets(app):
+    import datetime as dt
+
+    from crm_core.users import throttle
+
+    rule = throttle.Rule("webform", 2, dt.timedelta(minutes=10), dt.timedelta(minutes=10))
+    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=25)
+    waits = [throttle.hit("webform:test|10.0.0.1", rule, now=past) for _ in range(4)]
+    assert waits[:2] == [0, 0] and all(600 <= wait <= 601 for wait in waits[2:])
+    assert throttle.hit("webform:test|10.0.0.2", rule, now=past) == 0  # another address
+    assert throttle.hit("webform:test|10.0.0.1", rule) == 0  # window and block are over
