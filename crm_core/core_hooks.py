@@ -20,11 +20,13 @@ def crm_register_models(app):
     from crm_core.duplicates.models import DuplicatePair, DuplicateSetting, MatchKey
     from crm_core.customfields.models import CustomField
     from crm_core.segments.models import Segment
+    from crm_core.webforms.models import WebForm, WebFormSubmission
 
     return [CustomField, Segment, User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
             RolePermission, UserRole, AccessDefault, SharingRule, RecordShare, FieldRule,
             FieldHistory, SecurityEvent, RecycleGroup, RecycleItem, RoleGrant, Account, Contact,
-            Campaign, Lead, DuplicateSetting, MatchKey, DuplicatePair]
+            Campaign, Lead, DuplicateSetting, MatchKey, DuplicatePair,
+            WebForm, WebFormSubmission]
 
 
 @hookimpl
@@ -59,11 +61,12 @@ def crm_register_blueprints(app):
     from crm_core.web.views import blueprint as core
     from crm_core.duplicates.views import blueprint as duplicates, transfers_blueprint as transfers
 
+    from crm_core.webforms.views import blueprint as webforms
     from crm_core.customfields.views import blueprint as custom_fields
     from crm_core.segments.views import blueprint as segments
 
     return [core, users, org, accounts, contacts, leads, campaigns, duplicates, transfers,
-            custom_fields, segments]
+            custom_fields, segments, webforms]
 
 
 @hookimpl
@@ -77,11 +80,13 @@ def crm_register_api_blueprints(app):
     # Imported before the record blueprints are mounted: it adds their /merge routes.
     from crm_core.duplicates.api import blueprint as duplicates, transfers_blueprint as transfers
 
+    from crm_core.webforms.api import blueprint as web_forms, public_blueprint as web_to_lead
     from crm_core.customfields.api import blueprint as custom_fields
     from crm_core.segments.api import blueprint as segments
 
     return [meta, auth_blueprint, users_blueprint, org, audit, accounts_blueprint, contacts_blueprint,
-            leads_blueprint, campaigns_blueprint, duplicates, transfers, custom_fields, segments]
+            leads_blueprint, campaigns_blueprint, duplicates, transfers, custom_fields, segments,
+            web_forms, web_to_lead]
 
 
 @hookimpl
@@ -113,6 +118,8 @@ def crm_menu_items(app, actor):
             items.append(MenuItem("duplicates.groups", _l("Duplicates"), order=130))
         if any(p.read and p.edit for p in permissions):
             items.append(MenuItem("transfers.transfer", _l("Transfer records"), order=140))
+    if user_id is not None and engine().has_permission(user_id, "webforms.manage"):
+        items.append(MenuItem("webforms.list", _l("Web forms"), order=150))
     if getattr(actor, "is_admin", False):
         items.append(MenuItem("users.list", _l("Users"), order=900))
         items.append(MenuItem("org.overview", _l("Organisation"), order=910))
@@ -144,4 +151,5 @@ def crm_register_permissions(app):
 
     from crm_core.permissions import Permission
 
-    return [Permission("leads.purge", _l("Purge inactive leads"), roles=("sales_manager",))]
+    return [Permission("leads.purge", _l("Purge inactive leads"), roles=("sales_manager",)),
+            Permission("webforms.manage", _l("Manage web-to-lead forms"), roles=("administrator",))]

@@ -45,12 +45,13 @@ def load_demo(password, scale=0, seed=2026):
     from crm_core.customfields import demo as custom_demo
 
     custom_demo.load(find_by_email(DEMO_PEOPLE[0][0]).id)
+    web_forms = _demo_web_forms()
     generated = _generate_users(password, scale, seed) if scale else 0
     from crm_core.duplicates.scan import scan
 
     scan()  # the duplicate groups of the demo data, ready for review
     return {"people": created, "departments": departments, "accounts": accounts, "leads": leads,
-            "generated": generated}
+            "web_forms": web_forms, "generated": generated}
 
 
 def _generate_users(password, count, seed):
@@ -198,3 +199,29 @@ def _demo_leads():
                          "campaign_id": campaign.id, "owner_id": owner.id}, actor_id=owner.id)
             created += 1
     return created
+
+
+def _demo_web_forms():
+    """The contact form of the demo company's site, for the webinar campaign (skipped when
+    already there); its snippet is on the web form's page."""
+    from crm_core.leads.models import Campaign
+    from crm_core.webforms.models import WebForm
+    from crm_core.webforms.services import create_form
+
+    name = "Website contact form"
+    if WebForm.alive().where(WebForm.name == name).exists():
+        return 0
+    owner = find_by_email(HEAD_OFFICE[1])
+    campaign = Campaign.alive().where(Campaign.name == DEMO_CAMPAIGNS[3][1]).first()
+    create_form({"name": name, "owner_id": owner.id, "target_owner_id": find_by_email(DEMO_CAMPAIGNS[3][0]).id,
+                 "campaign_id": campaign.id if campaign else None, "source": "web",
+                 "thank_you_url": "https://www.example.com/thank-you",
+                 "allowed_origins": ["https://www.example.com"],
+                 "fields": [{"name": "first_name", "label": "First name", "required": False},
+                            {"name": "last_name", "label": "Last name", "required": True},
+                            {"name": "company", "label": "Company", "required": False},
+                            {"name": "email", "label": "Email", "required": True},
+                            {"name": "phone", "label": "Phone", "required": False},
+                            {"name": "description", "label": "How can we help?", "required": False}]},
+                actor_id=owner.id)
+    return 1

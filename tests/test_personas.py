@@ -16,6 +16,7 @@ from crm_core.recycle import services as recycle
 from crm_core.records import create_record
 from crm_core.testing import DEFAULT_PASSWORD, api_client, make_user, reset_database
 from crm_core.users.services import issue_token
+from crm_core.webforms import services as webforms
 
 TABLE = json.loads((Path(__file__).parent / "personas.json").read_text(encoding="utf-8"))["operations"]
 PERSONAS = ("rep_a", "manager", "rep_b", "admin", "auditor", "anonymous")
@@ -65,6 +66,9 @@ def build_world(with_password=False):
     segment = segments.create_segment({"name": "Nguyễn", "object": "contact", "conditions": {
         "field": "last_name", "op": "eq", "value": "Nguyễn"}}, rep_a.id)
     _, rep_a_token = issue_token(rep_a, "laptop")
+    web_form = webforms.create_form({"name": "Contact us", "fields": [
+        {"name": "last_name", "label": "Name", "required": True}, {"name": "email", "label": "Email"}]},
+        actor_id=admin.id)
     people = {"rep_a": rep_a, "manager": manager, "rep_b": rep_b, "admin": admin, "auditor": auditor}
     values = {
         "user_id": rep_a.id, "department_id": spare.id, "team_id": team.id,
@@ -76,11 +80,14 @@ def build_world(with_password=False):
         "password": DEFAULT_PASSWORD, "twin_lead_id": twin.id, "pair_id": pair.id,
         "custom_field_id": custom_field.id, "segment_id": segment.id,
         "segment_object": "contact",
+        "web_form_id": web_form.id, "web_form_key": web_form.key,
+        "web_form_token": webforms.snippet_token(web_form),
     }
     lockable = {"user": rep_a, "department": spare, "record": record, "team": team,
                 "role": org.role_by_key("sales_rep"), "default": org.default_of("fx_account"),
                 "account": customer, "contact": contact, "lead": lead, "campaign": campaign,
-                "custom_field": custom_field, "segment": segment}
+                "custom_field": custom_field, "segment": segment,
+                "web_form": web_form}
     return people, values, lockable
 
 

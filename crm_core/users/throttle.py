@@ -87,6 +87,23 @@ def begin_attempt(email, address, now=None):
     return int(max(waits)) + 1 if waits else 0
 
 
+def hit(key, rule, now=None):
+    """Count one event under ``key`` (any namespaced string, e.g. ``webform:3|10.0.0.1``)
+    against ``rule``; return the seconds to wait (0: go ahead). The same counters and the
+    same counting-first transaction as sign-ins, so other limits shared by every worker
+    process (web-to-lead submissions) need no table of their own."""
+    now = now or utcnow()
+    with database.atomic():
+        _count(key, rule, now)
+        row = LoginThrottle.get(LoginThrottle.key == key)
+        if row.blocked_until is not None and row.blocked_until > now:
+            return int((row.blocked_until - now).total_seconds()) + 1
+        if row.failures > rule.limit:
+            LoginThrottle.update(blocked_until=now + rule.block).where(LoginThrottle.key == key).execute()
+            return int(rule.block.total_seconds()) + 1
+    return 0
+
+
 def retry_after(email, address, now=None):
     """Seconds before a sign-in may be tried (without counting one), 0 when it may."""
     now = now or utcnow()
