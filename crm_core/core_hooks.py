@@ -18,10 +18,15 @@ def crm_register_models(app):
     from crm_core.accounts.models import Account, Contact
     from crm_core.leads.models import Campaign, Lead
 
+    from crm_core.assignment.models import (AssignmentGroup, AssignmentGroupMember, AssignmentProposal,
+                                            AssignmentRule, AssignmentRuleSet)
+    from crm_core.notifications.models import Notification
+
     return [User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
             RolePermission, UserRole, AccessDefault, SharingRule, RecordShare, FieldRule,
             FieldHistory, SecurityEvent, RecycleGroup, RecycleItem, RoleGrant, Account, Contact,
-            Campaign, Lead]
+            Campaign, Lead, AssignmentRuleSet, AssignmentGroup, AssignmentGroupMember, AssignmentRule,
+            AssignmentProposal, Notification]
 
 
 @hookimpl
@@ -67,8 +72,11 @@ def crm_register_api_blueprints(app):
     from crm_core.org.api import blueprint as org
     from crm_core.users.api import auth_blueprint, users_blueprint
 
+    from crm_core.assignment.api import blueprint as assignment
+    from crm_core.notifications.api import blueprint as notifications
+
     return [meta, auth_blueprint, users_blueprint, org, audit, accounts_blueprint, contacts_blueprint,
-            leads_blueprint, campaigns_blueprint]
+            leads_blueprint, campaigns_blueprint, assignment, notifications]
 
 
 @hookimpl
@@ -109,9 +117,15 @@ def crm_register_tasks(app):
 
     from crm_core.recycle.services import purge_expired
 
+    from crm_core.notifications.services import send_pending_emails
+
     return [TaskSpec("purge_sign_in_records", purge_sign_in_records,
                      schedule=crontab(minute="17", hour="3")),
-            TaskSpec("purge_recycle_bin", purge_expired, schedule=crontab(minute="37", hour="3"))]
+            TaskSpec("purge_recycle_bin", purge_expired, schedule=crontab(minute="37", hour="3")),
+            # Queued after each change that notifies; the sweep sends what a change made
+            # inside a longer transaction (or what failed and waits for another try).
+            TaskSpec("send_notification_emails", send_pending_emails),
+            TaskSpec("send_notification_emails_sweep", send_pending_emails, schedule=crontab())]
 
 
 @hookimpl
@@ -120,4 +134,6 @@ def crm_register_permissions(app):
 
     from crm_core.permissions import Permission
 
-    return [Permission("leads.purge", _l("Purge inactive leads"), roles=("sales_manager",))]
+    return [Permission("leads.purge", _l("Purge inactive leads"), roles=("sales_manager",)),
+            Permission("assignment.manage", _l("Manage assignment rules and round-robin groups"),
+                       roles=("sales_manager",))]

@@ -53,14 +53,20 @@ def _check_account(values, problems, actor_id, account=None):
 
 def create_account(values, actor_id=None):
     """A new account; its owner is the actor unless ``owner_id`` names another user."""
+    from crm_core.assignment.services import records_created
+
     values = dict(values)
+    owner_given = values.get("owner_id") is not None
     values.setdefault("owner_id", actor_id)
     problems = Problems()
     _check_account(values, problems, actor_id)
     problems.check()
     if values.get("kind") == "customer":
         values["became_customer_at"] = utcnow()
-    return create_record(Account, actor_id=actor_id, **columns(Account, values))
+    record = create_record(Account, actor_id=actor_id, **columns(Account, values))
+    if not owner_given:  # nobody chose an owner: the assignment rules may
+        records_created("account", [record], actor_id=actor_id)
+    return record
 
 
 def update_account(account, changes, actor_id=None, expected_version=None):

@@ -85,12 +85,18 @@ def lead_name(lead):
 
 
 def create_lead(values, actor_id=None):
+    from crm_core.assignment.services import records_created
+
     values = dict(values)
+    owner_given = values.get("owner_id") is not None
     values.setdefault("owner_id", actor_id)
     problems = Problems()
     _check_lead(values, problems, actor_id)
     problems.check()
-    return create_record(Lead, actor_id=actor_id, **columns(Lead, values))
+    record = create_record(Lead, actor_id=actor_id, **columns(Lead, values))
+    if not owner_given:  # nobody chose an owner: the assignment rules may
+        records_created("lead", [record], actor_id=actor_id)
+    return record
 
 
 def _not_converted(lead):
