@@ -60,7 +60,10 @@ def crm_register_blueprints(app):
     from crm_core.users.views import blueprint as users
     from crm_core.web.views import blueprint as core
 
-    return [core, users, org, accounts, contacts, leads, campaigns]
+    from crm_core.assignment.views import blueprint as assignment
+    from crm_core.notifications.views import blueprint as notifications
+
+    return [core, users, org, accounts, contacts, leads, campaigns, assignment, notifications]
 
 
 @hookimpl
@@ -87,6 +90,27 @@ def crm_register_template_filters(app):
 
 
 @hookimpl
+def crm_register_template_globals(app):
+    from crm_core.notifications.views import unread_notifications
+
+    return {"unread_notifications": unread_notifications}
+
+
+@hookimpl
+def crm_page_slot(app, slot, actor, context):
+    """The dashboard shows the user's unread notifications."""
+    if slot != "dashboard" or actor is None:
+        return None
+    from flask import render_template
+    from markupsafe import Markup
+
+    from crm_core.notifications.views import entries
+
+    return Markup(render_template("crm_core/notifications/_widget.html",
+                                  entries=entries(actor.id, limit=5, unread_only=True)))
+
+
+@hookimpl
 def crm_menu_items(app, actor):
     from flask_babel import lazy_gettext as _l
 
@@ -102,6 +126,8 @@ def crm_menu_items(app, actor):
                                          ("campaigns.list", _l("Campaigns"), "campaign", 120)):
         if user_id is not None and engine().object_permissions(user_id, name).read:
             items.append(MenuItem(endpoint, label, order=order))
+    if user_id is not None and engine().object_permissions(user_id, "lead").read:
+        items.append(MenuItem("assignment.proposals", _l("Assignments"), order=95))
     if getattr(actor, "is_admin", False):
         items.append(MenuItem("users.list", _l("Users"), order=900))
         items.append(MenuItem("org.overview", _l("Organisation"), order=910))

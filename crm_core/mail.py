@@ -29,11 +29,11 @@ def build_message(sender, to_address, subject, text, to_name=None, html=None, la
     message["To"] = formataddr((one_line(to_name), one_line(to_address))) if to_name else one_line(to_address)
     message["Subject"] = one_line(subject)
     message["Message-ID"] = make_msgid(domain=one_line(sender).rpartition("@")[2] or None)
-    if language:
-        message["Content-Language"] = one_line(language).replace("_", "-")
     message.set_content(text)
     if html:
         message.add_alternative(html, subtype="html")
+    if language:  # after the content: set_content drops Content-* headers
+        message["Content-Language"] = one_line(language).replace("_", "-")
     return message
 
 

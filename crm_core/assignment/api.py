@@ -69,6 +69,7 @@ class RuleListSchema(Schema):
 
 class ObjectQuerySchema(Schema):
     object = OBJECT
+    lang = ma.fields.String(load_default=None, load_only=True)
 
 
 class RuleSetSchema(Schema):
@@ -149,6 +150,7 @@ class DecisionSchema(Schema):
 class ProgressQuerySchema(Schema):
     days = ma.fields.Integer(load_default=7, validate=ma.validate.Range(min=1, max=3650),
                              metadata={"description": "a new lead unchanged this long is untouched"})
+    lang = ma.fields.String(load_default=None, load_only=True)
 
 
 class ProgressRowSchema(Schema):

@@ -19,6 +19,7 @@ class ListArgs(Schema):
     unread = ma.fields.Boolean(load_default=False)
     page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=100_000))
     per_page = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=200))
+    lang = ma.fields.String(load_default=None, load_only=True)
 
 
 class RecordRef(Schema):
