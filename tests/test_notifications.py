@@ -69,7 +69,7 @@ def test_an_assignment_notifies_the_new_owner_in_the_app(app):
     mine = api_client(app, lan).get("/api/v1/notifications?lang=pl")
     assert mine.json["unread"] == 1 and mine.json["items"][0]["records"] == [
         {"id": made.id, "label": "Trần · Sông Hồng"}]
-    assert mine.json["items"][0]["text"] == "1 lead has been assigned to you."
+    assert mine.json["items"][0]["text"] == "Przydzielono Ci 1 potencjalnego klienta."
     # Somebody else sees none of it, and cannot mark it read.
     other = api_client(app, ola)
     assert other.get("/api/v1/notifications").json == {"items": [], "total": 0, "unread": 0, "page": 1,

@@ -129,7 +129,7 @@ def _email_text(notification, user):
     if actor is not None:
         lines += ["", _("Assigned by %(name)s.", name=actor.name)]
     if base:
-        lines += ["", _("Your notifications: %(url)s", url=f"{base}/notifications")]
+        lines += ["", _("Your notifications: %(url)s", url=base + "/notifications")]
     return "\n".join(lines) + "\n"
 
 
