@@ -54,6 +54,15 @@ def build_world(with_password=False):
     campaign = leads.create_campaign({"name": "Vietbuild"}, actor_id=rep_a.id)
     lead = leads.create_lead({"last_name": "Trần", "company": "Sông Hồng", "campaign_id": campaign.id},
                              actor_id=rep_a.id)
+    from crm_core.assignment import services as assignment
+    from crm_core.assignment.models import AssignmentProposal
+    from crm_core.notifications.services import notify_assigned
+
+    assignment_rule = assignment.create_rule("lead", {"name": "Vietnam", "owner_id": rep_a.id, "conditions": [
+        {"field": "country", "op": "equals", "value": "VN"}]})
+    assignment_group = assignment.create_group("Inside sales", [{"user_id": rep_a.id}])
+    proposal = AssignmentProposal.create(object="lead", record_id=lead.id, proposed_owner_id=rep_a.id)
+    notify_assigned(rep_a.id, "lead", [lead.id])
     _, rep_a_token = issue_token(rep_a, "laptop")
     people = {"rep_a": rep_a, "manager": manager, "rep_b": rep_b, "admin": admin, "auditor": auditor}
     values = {
@@ -64,10 +73,14 @@ def build_world(with_password=False):
         "campaign_id": campaign.id, "group_id": group.id, "rule_id": rule.id, "share_id": share.id,
         "token_id": rep_a_token.id, "rep_a_email": rep_a.email, "rep_b_id": rep_b.id,
         "password": DEFAULT_PASSWORD,
+        "assignment_rule_id": assignment_rule.id, "assignment_group_id": assignment_group.id,
+        "assignable_object": "lead", "proposal_id": proposal.id,
     }
     lockable = {"user": rep_a, "department": spare, "record": record, "team": team,
                 "role": org.role_by_key("sales_rep"), "default": org.default_of("fx_account"),
-                "account": customer, "contact": contact, "lead": lead, "campaign": campaign}
+                "account": customer, "contact": contact, "lead": lead, "campaign": campaign,
+                "assignment_rule": assignment_rule, "assignment_group": assignment_group,
+                "rule_set": assignment.rule_set("lead")}
     return people, values, lockable
 
 

@@ -214,44 +214,44 @@ class Rules(MethodView):
         return with_etag(jsonify(rule_out(rule)), rule), 201
 
 
-@blueprint.route("/rules/<int:rule_id>")
+@blueprint.route("/rules/<int:assignment_rule_id>")
 class Rule(MethodView):
     @blueprint.arguments(RulePatchSchema)
     @blueprint.response(200, RuleSchema)
     @blueprint.doc(**IF_MATCH)
-    def patch(self, data, rule_id):
+    def patch(self, data, assignment_rule_id):
         """Change a rule (If-Match: its version)."""
         _manager_only()
-        rule = _rule(rule_id)
+        rule = _rule(assignment_rule_id)
         version = check_if_match(rule)
         services.update_rule(rule, data, actor_id=current_user.id, expected_version=version)
         return with_etag(jsonify(rule_out(rule)), rule)
 
     @blueprint.response(204)
-    def delete(self, rule_id):
+    def delete(self, assignment_rule_id):
         """Delete a rule."""
         _manager_only()
-        services.delete_rule(_rule(rule_id), actor_id=current_user.id)
+        services.delete_rule(_rule(assignment_rule_id), actor_id=current_user.id)
 
 
-@blueprint.route("/settings/<object_name>")
+@blueprint.route("/settings/<assignable_object>")
 class Settings(MethodView):
     @blueprint.response(200, RuleSetSchema)
-    def get(self, object_name):
+    def get(self, assignable_object):
         """Whether the rules of an object apply at once or are proposed, and run on creation."""
         _manager_only()
-        settings = services.rule_set(_object(object_name))
+        settings = services.rule_set(_object(assignable_object))
         return with_etag(jsonify(RuleSetSchema().dump(settings)), settings)
 
     @blueprint.arguments(RuleSetSchema)
     @blueprint.response(200, RuleSetSchema)
     @blueprint.doc(**IF_MATCH)
-    def patch(self, data, object_name):
+    def patch(self, data, assignable_object):
         """Change the settings (If-Match: their version; "0" before they were first saved)."""
         _manager_only()
-        current = services.rule_set(_object(object_name))
+        current = services.rule_set(_object(assignable_object))
         version = check_if_match(current)
-        settings = services.set_rule_set(object_name, actor_id=current_user.id, expected_version=version, **data)
+        settings = services.set_rule_set(assignable_object, actor_id=current_user.id, expected_version=version, **data)
         return with_etag(jsonify(RuleSetSchema().dump(settings)), settings)
 
 
@@ -272,24 +272,24 @@ class Groups(MethodView):
         return with_etag(jsonify(group_out(group)), group), 201
 
 
-@blueprint.route("/groups/<int:group_id>")
+@blueprint.route("/groups/<int:assignment_group_id>")
 class Group(MethodView):
     @blueprint.arguments(GroupPatchSchema)
     @blueprint.response(200, GroupSchema)
     @blueprint.doc(**IF_MATCH)
-    def patch(self, data, group_id):
+    def patch(self, data, assignment_group_id):
         """Change a group: name, capacity, members (If-Match: its version)."""
         _manager_only()
-        group = _group(group_id)
+        group = _group(assignment_group_id)
         version = check_if_match(group)
         services.update_group(group, data, actor_id=current_user.id, expected_version=version)
         return with_etag(jsonify(group_out(group)), group)
 
     @blueprint.response(204)
-    def delete(self, group_id):
+    def delete(self, assignment_group_id):
         """Delete a group no rule uses (409 while one does)."""
         _manager_only()
-        services.delete_group(_group(group_id), actor_id=current_user.id)
+        services.delete_group(_group(assignment_group_id), actor_id=current_user.id)
 
 
 @blueprint.route("/run")
