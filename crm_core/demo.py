@@ -42,6 +42,7 @@ def load_demo(password, scale=0, seed=2026):
     departments = _demo_organisation()
     accounts = _demo_accounts()
     leads = _demo_leads()
+    _demo_assignment()
     generated = _generate_users(password, scale, seed) if scale else 0
     return {"people": created, "departments": departments, "accounts": accounts, "leads": leads,
             "generated": generated}
@@ -192,3 +193,26 @@ def _demo_leads():
                          "campaign_id": campaign.id, "owner_id": owner.id}, actor_id=owner.id)
             created += 1
     return created
+
+
+def _demo_assignment():
+    """A few assignment rules: Vietnam to a round-robin pair with a capacity, Poland and the
+    web form's leads to a person (skipped when rules exist already)."""
+    from crm_core.assignment import services as assignment
+    from crm_core.assignment.models import AssignmentGroup, AssignmentRule
+
+    if AssignmentRule.select().where(AssignmentRule.object == "lead").exists():
+        return
+    people = {email: find_by_email(email).id for email, *_ in DEMO_PEOPLE}
+    group = AssignmentGroup.get_or_none(AssignmentGroup.name == "Việt Nam")
+    if group is None:
+        group = assignment.create_group("Việt Nam", [{"user_id": people["nguyen.van.an@example.com"]},
+                                                      {"user_id": people["tran.thi.binh@example.com"]}],
+                                        capacity=50)
+    assignment.create_rule("lead", {"name": "Việt Nam", "group_id": group.id, "conditions": [
+        {"field": "country", "op": "equals", "value": "VN"}]})
+    assignment.create_rule("lead", {"name": "Polska", "owner_id": people["anna.kowalska@example.com"],
+                                    "conditions": [{"field": "country", "op": "equals", "value": "PL"}]})
+    assignment.create_rule("lead", {"name": "Taiwan web", "owner_id": people["chen.mei.ling@example.com"],
+                                    "conditions": [{"field": "country", "op": "equals", "value": "TW"},
+                                                   {"field": "source", "op": "in", "value": ["web", "email"]}]})

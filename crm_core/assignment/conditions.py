@@ -21,6 +21,8 @@ FIELD_GETTERS: dict[str, dict] = {}
 def norm(value):
     if value is None:
         return None
+    if type(value) is str:  # the common case first: this runs for every field of every row
+        return value.strip().casefold() or None
     if isinstance(value, bool):
         return "true" if value else "false"
     text = str(value).strip().casefold()
@@ -59,6 +61,13 @@ def predicate(op, value):
     if op == "starts_with":
         return lambda v: v is not None and v.startswith(wanted)
     raise ValueError(f"unknown operator {op!r}")
+
+
+def compile_parts(object_name, conditions):
+    """[(field, getter, test)] of a rule's conditions, for evaluators that share the
+    normalised value of a field between rules (the proposer reads each field once a row)."""
+    return [(c["field"], getter(object_name, c["field"]), predicate(c["op"], c.get("value")))
+            for c in conditions]
 
 
 def compile_conditions(object_name, conditions):

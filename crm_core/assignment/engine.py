@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Callable
 
 import peewee
 
-from crm_core.assignment.conditions import compile_conditions
+from crm_core.assignment.conditions import compile_parts, norm
 from crm_core.assignment.models import AssignmentGroup, AssignmentGroupMember, AssignmentRule
 from crm_core.assignment.objects import assignable
 from crm_core.users.models import User
@@ -76,7 +75,7 @@ class Rotation:
 @dataclass
 class CompiledRule:
     rule_id: int
-    test: Callable
+    parts: list  # [(field, getter, test)]
     owner_id: int | None
     rotation: Rotation | None
 
@@ -91,8 +90,17 @@ class Proposer:
 
     def propose_with_rule(self, values):
         """(owner_id, rule_id) of the first rule that matches and can give an owner, or None."""
+        seen = {}  # field -> normalised value: each field is read once per row
         for rule in self.rules:
-            if rule.test(values):
+            matched = True
+            for field, get, test in rule.parts:
+                value = seen.get(field, seen)
+                if value is seen:
+                    value = seen[field] = norm(get(values))
+                if not test(value):
+                    matched = False
+                    break
+            if matched:
                 if rule.owner_id is not None:
                     return rule.owner_id, rule.rule_id
                 picked = rule.rotation.next()
@@ -166,6 +174,6 @@ def compile_rules(object_name, block=BULK_BLOCK):
         rotation = rotations.get(rule.group_id) if rule.group_id else None
         if rule.owner_id is None and rotation is None:
             continue
-        compiled.append(CompiledRule(rule.id, compile_conditions(object_name, json.loads(rule.conditions)),
+        compiled.append(CompiledRule(rule.id, compile_parts(object_name, json.loads(rule.conditions)),
                                      rule.owner_id, rotation))
     return Proposer(object_name, rule_set(object_name).mode, compiled)
