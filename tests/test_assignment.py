@@ -267,3 +267,60 @@ def test_pages_of_proposals_and_progress(app, team):
     assert "An" in html and 'lang="vi"' in html
     assert signed_in(app, team["outsider"]).get("/assignment/proposals?object=lead").status_code == 200
     assert app.test_client().get("/assignment/progress").status_code in (302, 401)
+
+
+def test_an_import_applies_the_compiled_proposer_and_notifies_once_per_owner(app, team):
+    from crm_core.records import create_record
+
+    group = assignment.create_group("Pair", [{"user_id": team["an"].id}, {"user_id": team["binh"].id}])
+    assignment.create_rule("lead", {"name": "All", "group_id": group.id})
+    rows = [{"last_name": f"Row {i}", "country": "VN"} for i in range(5)]
+    with compile_rules("lead") as proposer:
+        owners = [proposer.propose(row) for row in rows]
+    made = [create_record(Lead, actor_id=team["boss"].id, owner_id=owner, **row) for row, owner in zip(rows, owners)]
+    outcome = assignment.records_created("lead", made, actor_id=team["boss"].id,
+                                         proposed={r.id: o for r, o in zip(made, owners)})
+    assert {status for status, _ in outcome.values()} == {"kept"}
+    notices = {n.user_id: n.count for n in Notification.select()}
+    assert notices == {team["an"].id: 3, team["binh"].id: 2}
+    # In "propose" mode the import keeps its owner and the rules' choices wait for a manager.
+    assignment.set_rule_set("lead", expected_version=0, mode="propose")
+    more = create_record(Lead, actor_id=team["boss"].id, owner_id=team["boss"].id, last_name="Late")
+    assignment.records_created("lead", [more], actor_id=team["boss"].id, proposed={more.id: team["an"].id})
+    assert AssignmentProposal.get().proposed_owner_id == team["an"].id
+    assert Lead.get_by_id(more.id).owner_id == team["boss"].id
+
+
+def test_a_rule_set_can_stop_running_on_creation(app, team):
+    assignment.create_rule("lead", {"name": "All", "owner_id": team["an"].id})
+    assignment.set_rule_set("lead", run_on_create=False)
+    assert lead(team["boss"]).owner_id == team["boss"].id
+    with pytest.raises(Exception):
+        assignment.set_rule_set("lead", expected_version=7, mode="propose")
+    assert assignment.rule_set("lead").mode == "apply"
+
+
+def test_pages_of_rules_and_of_running_them_over_a_selection(app, team):
+    browser = signed_in(app, team["boss"])
+    html, token = page_and_token(browser, "/assignment/rules?object=lead")
+    added = browser.post("/assignment/rules?object=lead", data={
+        "csrf_token": token, "action": "add_rule", "name": "Poland", "field": "country", "op": "equals",
+        "value": "PL", "target": f"user:{team['dao'].id}"})
+    assert added.status_code == 302, added.get_data(as_text=True)
+    refused = browser.post("/assignment/rules?object=lead", data={
+        "csrf_token": token, "action": "add_rule", "name": "Bad", "field": "country", "op": "equals",
+        "value": "", "target": f"user:{team['dao'].id}"}, headers={"Accept-Language": "ru"})
+    assert refused.status_code == 422 and "Для этого условия нужно значение." in refused.get_data(as_text=True)
+    assert [r.name for r in assignment.rules_of("lead")] == ["Poland"]
+    record = lead(team["an"], country="PL", owner_id=team["an"].id)
+    html, token = page_and_token(browser, "/assignment/run?object=lead")
+    assert f'value="{record.id}"' in html
+    done = browser.post("/assignment/run?object=lead", data={"csrf_token": token, "ids": [str(record.id)]})
+    assert done.status_code == 302
+    assert Lead.get_by_id(record.id).owner_id == team["dao"].id
+    rep = signed_in(app, team["an"])
+    assert rep.get("/assignment/rules?object=lead").status_code == 403
+    html, token = page_and_token(rep, "/assignment/run?object=lead")
+    assert f'value="{record.id}"' not in html  # no longer theirs to give away
+    assert rep.post("/assignment/run?object=lead", data={"csrf_token": token, "ids": [str(record.id)]}
+                    ).status_code == 404
