@@ -278,7 +278,7 @@ def test_an_import_applies_the_compiled_proposer_and_notifies_once_per_owner(app
     with compile_rules("lead") as proposer:
         owners = [proposer.propose(row) for row in rows]
     made = [create_record(Lead, actor_id=team["boss"].id, owner_id=owner, **row) for row, owner in zip(rows, owners)]
-    outcome = assignment.records_created("lead", made, actor_id=team["boss"].id,
+    outcome = assignment.records_created("lead", [r.id for r in made], actor_id=team["boss"].id,
                                          proposed={r.id: o for r, o in zip(made, owners)})
     assert {status for status, _ in outcome.values()} == {"kept"}
     notices = {n.user_id: n.count for n in Notification.select()}
@@ -286,7 +286,7 @@ def test_an_import_applies_the_compiled_proposer_and_notifies_once_per_owner(app
     # In "propose" mode the import keeps its owner and the rules' choices wait for a manager.
     assignment.set_rule_set("lead", expected_version=0, mode="propose")
     more = create_record(Lead, actor_id=team["boss"].id, owner_id=team["boss"].id, last_name="Late")
-    assignment.records_created("lead", [more], actor_id=team["boss"].id, proposed={more.id: team["an"].id})
+    assignment.records_created("lead", [more.id], actor_id=team["boss"].id, proposed={more.id: team["an"].id})
     assert AssignmentProposal.get().proposed_owner_id == team["an"].id
     assert Lead.get_by_id(more.id).owner_id == team["boss"].id
 
@@ -295,6 +295,8 @@ def test_a_rule_set_can_stop_running_on_creation(app, team):
     assignment.create_rule("lead", {"name": "All", "owner_id": team["an"].id})
     assignment.set_rule_set("lead", run_on_create=False)
     assert lead(team["boss"]).owner_id == team["boss"].id
+    assert compile_rules("lead", for_creation=True).propose({}) is None
+    assert compile_rules("lead").propose({}) == team["an"].id  # on demand they still run
     with pytest.raises(Exception):
         assignment.set_rule_set("lead", expected_version=7, mode="propose")
     assert assignment.rule_set("lead").mode == "apply"

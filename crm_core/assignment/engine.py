@@ -146,11 +146,17 @@ def open_counts(object_name, user_ids):
     return dict(query.group_by(model.owner_id).tuples())
 
 
-def compile_rules(object_name, block=BULK_BLOCK):
-    """Load the active rules of ``object_name`` (in order) and their groups, once."""
+def compile_rules(object_name, block=BULK_BLOCK, for_creation=False):
+    """Load the active rules of ``object_name`` (in order) and their groups, once.
+
+    ``for_creation``: for new records (an import, web-to-lead); when the rule set does not
+    run on creation, the proposer has no rules and proposes nobody."""
     from crm_core.assignment.services import rule_set
 
     assignable(object_name)  # refuses an object nobody registered
+    settings = rule_set(object_name)
+    if for_creation and not settings.run_on_create:
+        return Proposer(object_name, settings.mode, [])
     rules = list(AssignmentRule.select().where((AssignmentRule.object == object_name)
                                                & (AssignmentRule.active == True))  # noqa: E712
                  .order_by(AssignmentRule.position, AssignmentRule.id))
@@ -176,4 +182,4 @@ def compile_rules(object_name, block=BULK_BLOCK):
             continue
         compiled.append(CompiledRule(rule.id, compile_parts(object_name, json.loads(rule.conditions)),
                                      rule.owner_id, rotation))
-    return Proposer(object_name, rule_set(object_name).mode, compiled)
+    return Proposer(object_name, settings.mode, compiled)

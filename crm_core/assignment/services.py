@@ -313,9 +313,35 @@ def apply_rules(object_name, records, actor_id=None, proposed=None, block=ONLINE
 def records_created(object_name, records, actor_id=None, proposed=None):
     """After records were created (a form, the API, web-to-lead, an import): run the rules
     when the rule set runs on creation, and notify the new owners. Call it after the
-    records are stored, for the records whose creator named no owner."""
-    if not rule_set(object_name).run_on_create:
+    records are stored, for the records whose creator named no owner.
+
+    ``records``: model instances or ids. ``proposed``: {record id: owner id or None} from a
+    compiled proposer (an import): in "apply" mode the importer stored those owners
+    already, so they are only notified (nothing is read back); in "propose" mode the
+    proposals are recorded."""
+    from crm_core.notifications.services import notify_assigned, send_soon
+
+    settings = rule_set(object_name)
+    if not settings.run_on_create:
         return {}
+    if proposed is not None and settings.mode == "apply":
+        by_owner = defaultdict(list)
+        for record_id, owner_id in proposed.items():
+            if owner_id is not None and owner_id != actor_id:
+                by_owner[owner_id].append(record_id)
+        with database.atomic():
+            for owner_id, ids in by_owner.items():
+                notify_assigned(owner_id, object_name, ids, actor_id=actor_id)
+        send_soon()
+        return {record_id: ("kept", owner_id) if owner_id is not None else ("unmatched", None)
+                for record_id, owner_id in proposed.items()}
+    records = list(records)
+    ids = [r for r in records if isinstance(r, int)]
+    if ids:
+        model = assignable(object_name).model
+        records = [r for r in records if not isinstance(r, int)]
+        for start in range(0, len(ids), CHUNK):
+            records.extend(model.alive().where(model.id.in_(ids[start:start + CHUNK])).order_by(model.id))
     return apply_rules(object_name, records, actor_id=actor_id, proposed=proposed)
 
 

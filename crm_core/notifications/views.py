@@ -33,6 +33,11 @@ def mark_read():
 
 def unread_notifications():
     """For the page header: the signed-in user's unread count (0 when signed out)."""
+    import peewee
+
     if not getattr(current_user, "is_authenticated", False):
         return 0
-    return services.unread_count(current_user.id)
+    try:
+        return services.unread_count(current_user.id)
+    except peewee.DatabaseError:  # the error page of a failing database must still render
+        return 0
