@@ -148,3 +148,18 @@ def test_a_failed_delivery_stays_pending_for_the_next_run(app_factory, smtp):
         assert notifications.send_pending_emails() == 1
         assert Notification.get_by_id(notice.id).email == "sent" and len(smtp.messages) == 1
         assert notifications.send_pending_emails() == 0  # sent once only
+
+
+def test_the_request_only_queues_the_email_the_worker_sends_it(app_factory, smtp):
+    application = app_factory(CRM_SMTP_URL=smtp.bare_url, CRM_JOBS_IMMEDIATE=False)
+    with application.app_context():
+        boss, lan, ola = people()
+        assignment.create_rule("lead", {"name": "All", "owner_id": ola.id})
+        response = api_client(application, boss).post("/api/v1/leads", json={"last_name": "Nowak"})
+        assert response.status_code == 201
+        assert smtp.messages == [] and Notification.get().email == "pending"
+        jobs = application.extensions["crm_jobs"]
+        assert len(jobs.huey) >= 1  # queued for `crm worker`
+        task = jobs.huey.dequeue()
+        jobs.huey.execute(task)
+        assert Notification.get().email == "sent" and len(smtp.messages) == 1
