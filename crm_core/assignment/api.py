@@ -353,7 +353,9 @@ class Decide(MethodView):
             decided = services.decide(current_user.id, name, data["ids"], data["action"], data["owner_id"])
         except LookupError:
             raise ApiError(404)
-        return jsonify({"items": [], "total": len(decided)})
+        items = [{"id": p.id, "object": name, "record_id": p.record_id, "proposed_owner_id": p.proposed_owner_id,
+                  "rule_id": p.rule_id, "created_at": p.created_at} for p in decided]
+        return jsonify({"items": ProposalSchema(many=True).dump(items), "total": len(decided)})
 
 
 @blueprint.route("/progress")
