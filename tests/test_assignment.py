@@ -326,3 +326,32 @@ def test_pages_of_rules_and_of_running_them_over_a_selection(app, team):
     assert f'value="{record.id}"' not in html  # no longer theirs to give away
     assert rep.post("/assignment/run?object=lead", data={"csrf_token": token, "ids": [str(record.id)]}
                     ).status_code == 404
+
+
+def test_two_managers_deciding_the_same_proposal_at_once_decide_it_once(app, team):
+    from crm_core.errors import VersionConflict
+
+    assignment.set_rule_set("lead", mode="propose")
+    assignment.create_rule("lead", {"name": "All", "owner_id": team["an"].id})
+    record = lead(team["binh"])
+    proposal = AssignmentProposal.get()
+    outcomes, barrier = [], threading.Barrier(2)
+
+    def decide(owner):
+        with app.app_context():
+            barrier.wait()
+            try:
+                assignment.decide(team["boss"].id, "lead", [proposal.id], owner_id=owner)
+                outcomes.append("done")
+            except (LookupError, VersionConflict):
+                outcomes.append("refused")
+
+    threads = [threading.Thread(target=decide, args=(team[n].id,)) for n in ("chi", "dao")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["done", "refused"]
+    decided = AssignmentProposal.get_by_id(proposal.id)
+    assert decided.status == "confirmed" and Lead.get_by_id(record.id).owner_id == decided.owner_id
+    assert Notification.select().count() == 1
