@@ -50,7 +50,7 @@ def main(count=1_000_000):
                  "region": rng.choice(["North", "South", "East", None])} for i in range(count)]
 
         started = time.perf_counter()
-        with compile_rules("lead") as proposer:
+        with compile_rules("lead", for_creation=True) as proposer:
             owners = [proposer.propose(row) for row in rows]
         took = time.perf_counter() - started
         print(f"compiled proposer: {count:,} rows in {took:.2f} s = {count / took:,.0f} rows/s "

@@ -355,3 +355,17 @@ def test_two_managers_deciding_the_same_proposal_at_once_decide_it_once(app, tea
     decided = AssignmentProposal.get_by_id(proposal.id)
     assert decided.status == "confirmed" and Lead.get_by_id(record.id).owner_id == decided.owner_id
     assert Notification.select().count() == 1
+
+
+def test_a_field_getter_lets_rules_test_fields_beyond_the_columns(app, team, monkeypatch):
+    from crm_core.assignment import conditions
+
+    monkeypatch.setitem(conditions.FIELD_GETTERS, "lead",
+                        {"custom.interests": lambda values: ",".join((values.get("custom") or {}).get("interests", []))})
+    assignment.create_rule("lead", {"name": "Tennis", "owner_id": team["chi"].id, "conditions": [
+        {"field": "custom.interests", "op": "contains", "value": "tennis"},
+        {"field": "country", "op": "equals", "value": "PL"}]})
+    proposer = compile_rules("lead")
+    assert proposer.propose({"country": "PL", "custom": {"interests": ["golf", "Tennis"]}}) == team["chi"].id
+    assert proposer.propose({"country": "PL", "custom": {"interests": ["golf"]}}) is None
+    assert proposer.propose({"country": "VN", "custom": {"interests": ["tennis"]}}) is None

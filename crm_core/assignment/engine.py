@@ -75,7 +75,7 @@ class Rotation:
 @dataclass
 class CompiledRule:
     rule_id: int
-    parts: list  # [(field, getter, test)]
+    parts: list  # [(field, getter, test)]; the Proposer turns them into [(field index, test)]
     owner_id: int | None
     rotation: Rotation | None
 
@@ -86,21 +86,34 @@ class Proposer:
     def __init__(self, object_name, mode, rules):
         self.object_name = object_name
         self.mode = mode
+        # The fields the rules test, in a fixed order; each rule's conditions point at them.
+        fields = []
+        for rule in rules:
+            for field, _, _ in rule.parts:
+                if field not in fields:
+                    fields.append(field)
+        self.getters = [next(get for rule in rules for f, get, _ in rule.parts if f == field) for field in fields]
+        from crm_core.assignment.conditions import FIELD_GETTERS
+
+        special = FIELD_GETTERS.get(object_name, {})
+        self.plain_fields = None if any(field in special for field in fields) else fields
+        for rule in rules:
+            rule.parts = [(fields.index(field), test) for field, _, test in rule.parts]
         self.rules = rules
 
     def propose_with_rule(self, values):
         """(owner_id, rule_id) of the first rule that matches and can give an owner, or None."""
-        seen = {}  # field -> normalised value: each field is read once per row
+        # Each field any rule tests is read and normalised once per row.
+        if self.plain_fields is not None:  # no special getters: one dict lookup a field
+            get = values.get
+            row = [norm(get(field)) for field in self.plain_fields]
+        else:
+            row = [norm(get(values)) for get in self.getters]
         for rule in self.rules:
-            matched = True
-            for field, get, test in rule.parts:
-                value = seen.get(field, seen)
-                if value is seen:
-                    value = seen[field] = norm(get(values))
-                if not test(value):
-                    matched = False
+            for index, test in rule.parts:
+                if not test(row[index]):
                     break
-            if matched:
+            else:
                 if rule.owner_id is not None:
                     return rule.owner_id, rule.rule_id
                 picked = rule.rotation.next()
