@@ -22,11 +22,16 @@ def crm_register_models(app):
     from crm_core.segments.models import Segment
     from crm_core.webforms.models import WebForm, WebFormSubmission
 
+    from crm_core.assignment.models import (AssignmentGroup, AssignmentGroupMember, AssignmentProposal,
+                                            AssignmentRule, AssignmentRuleSet)
+    from crm_core.notifications.models import Notification
+
     return [CustomField, Segment, User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
             RolePermission, UserRole, AccessDefault, SharingRule, RecordShare, FieldRule,
             FieldHistory, SecurityEvent, RecycleGroup, RecycleItem, RoleGrant, Account, Contact,
             Campaign, Lead, DuplicateSetting, MatchKey, DuplicatePair,
-            WebForm, WebFormSubmission]
+            WebForm, WebFormSubmission, AssignmentRuleSet, AssignmentGroup, AssignmentGroupMember,
+            AssignmentRule, AssignmentProposal, Notification]
 
 
 @hookimpl
@@ -65,8 +70,12 @@ def crm_register_blueprints(app):
     from crm_core.customfields.views import blueprint as custom_fields
     from crm_core.segments.views import blueprint as segments
 
+    from crm_core.assignment.views import blueprint as assignment
+    from crm_core.notifications.views import blueprint as notifications
+
     return [core, users, org, accounts, contacts, leads, campaigns, duplicates, transfers,
-            custom_fields, segments, webforms]
+            custom_fields, segments, webforms,
+            assignment, notifications]
 
 
 @hookimpl
@@ -84,9 +93,12 @@ def crm_register_api_blueprints(app):
     from crm_core.customfields.api import blueprint as custom_fields
     from crm_core.segments.api import blueprint as segments
 
+    from crm_core.assignment.api import blueprint as assignment
+    from crm_core.notifications.api import blueprint as notifications
+
     return [meta, auth_blueprint, users_blueprint, org, audit, accounts_blueprint, contacts_blueprint,
             leads_blueprint, campaigns_blueprint, duplicates, transfers, custom_fields, segments,
-            web_forms, web_to_lead]
+            web_forms, web_to_lead, assignment, notifications]
 
 
 @hookimpl
@@ -94,6 +106,27 @@ def crm_register_template_filters(app):
     from crm_core.formatting import FILTERS
 
     return FILTERS
+
+
+@hookimpl
+def crm_register_template_globals(app):
+    from crm_core.notifications.views import unread_notifications
+
+    return {"unread_notifications": unread_notifications}
+
+
+@hookimpl
+def crm_page_slot(app, slot, actor, context):
+    """The dashboard shows the user's unread notifications."""
+    if slot != "dashboard" or actor is None:
+        return None
+    from flask import render_template
+    from markupsafe import Markup
+
+    from crm_core.notifications.views import entries
+
+    return Markup(render_template("crm_core/notifications/_widget.html",
+                                  entries=entries(actor.id, limit=5, unread_only=True)))
 
 
 @hookimpl
@@ -112,6 +145,8 @@ def crm_menu_items(app, actor):
                                          ("campaigns.list", _l("Campaigns"), "campaign", 120)):
         if user_id is not None and engine().object_permissions(user_id, name).read:
             items.append(MenuItem(endpoint, label, order=order))
+    if user_id is not None and engine().object_permissions(user_id, "lead").read:
+        items.append(MenuItem("assignment.proposals", _l("Assignments"), order=95))
     if user_id is not None:
         permissions = [engine().object_permissions(user_id, name) for name in ("account", "contact", "lead")]
         if any(p.read for p in permissions):
@@ -125,7 +160,7 @@ def crm_menu_items(app, actor):
         items.append(MenuItem("org.overview", _l("Organisation"), order=910))
         items.append(MenuItem("custom_fields.list", _l("Custom fields"), order=920))
     if user_id is not None:
-        items.append(MenuItem("segments.list", _l("Segments"), order=130))
+        items.append(MenuItem("segments.list", _l("Segments"), order=125))
     return items
 
 
@@ -139,10 +174,16 @@ def crm_register_tasks(app):
     from crm_core.recycle.services import purge_expired
     from crm_core.duplicates.scan import scan as scan_duplicates
 
+    from crm_core.notifications.services import send_pending_emails
+
     return [TaskSpec("purge_sign_in_records", purge_sign_in_records,
                      schedule=crontab(minute="17", hour="3")),
             TaskSpec("purge_recycle_bin", purge_expired, schedule=crontab(minute="37", hour="3")),
-            TaskSpec("scan_duplicates", scan_duplicates)]
+            TaskSpec("scan_duplicates", scan_duplicates),
+            # Queued after each change that notifies; the sweep sends what a change made
+            # inside a longer transaction (or what failed and waits for another try).
+            TaskSpec("send_notification_emails", send_pending_emails),
+            TaskSpec("send_notification_emails_sweep", send_pending_emails, schedule=crontab())]
 
 
 @hookimpl
@@ -152,4 +193,6 @@ def crm_register_permissions(app):
     from crm_core.permissions import Permission
 
     return [Permission("leads.purge", _l("Purge inactive leads"), roles=("sales_manager",)),
-            Permission("webforms.manage", _l("Manage web-to-lead forms"), roles=("administrator",))]
+            Permission("webforms.manage", _l("Manage web-to-lead forms"), roles=("administrator",)),
+            Permission("assignment.manage", _l("Manage assignment rules and round-robin groups"),
+                       roles=("sales_manager",))]

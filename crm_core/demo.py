@@ -46,6 +46,7 @@ def load_demo(password, scale=0, seed=2026):
 
     custom_demo.load(find_by_email(DEMO_PEOPLE[0][0]).id)
     web_forms = _demo_web_forms()
+    _demo_assignment()
     generated = _generate_users(password, scale, seed) if scale else 0
     from crm_core.duplicates.scan import scan
 
@@ -225,3 +226,24 @@ def _demo_web_forms():
                             {"name": "description", "label": "How can we help?", "required": False}]},
                 actor_id=owner.id)
     return 1
+def _demo_assignment():
+    """A few assignment rules: Vietnam to a round-robin pair with a capacity, Poland and the
+    web form's leads to a person (skipped when rules exist already)."""
+    from crm_core.assignment import services as assignment
+    from crm_core.assignment.models import AssignmentGroup, AssignmentRule
+
+    if AssignmentRule.select().where(AssignmentRule.object == "lead").exists():
+        return
+    people = {email: find_by_email(email).id for email, *_ in DEMO_PEOPLE}
+    group = AssignmentGroup.get_or_none(AssignmentGroup.name == "Việt Nam")
+    if group is None:
+        group = assignment.create_group("Việt Nam", [{"user_id": people["nguyen.van.an@example.com"]},
+                                                      {"user_id": people["tran.thi.binh@example.com"]}],
+                                        capacity=50)
+    assignment.create_rule("lead", {"name": "Việt Nam", "group_id": group.id, "conditions": [
+        {"field": "country", "op": "equals", "value": "VN"}]})
+    assignment.create_rule("lead", {"name": "Polska", "owner_id": people["anna.kowalska@example.com"],
+                                    "conditions": [{"field": "country", "op": "equals", "value": "PL"}]})
+    assignment.create_rule("lead", {"name": "Taiwan web", "owner_id": people["chen.mei.ling@example.com"],
+                                    "conditions": [{"field": "country", "op": "equals", "value": "TW"},
+                                                   {"field": "source", "op": "in", "value": ["web", "email"]}]})

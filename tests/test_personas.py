@@ -65,6 +65,15 @@ def build_world(with_password=False):
                                                "labels": {"en": "Interests"}, "choices": ["tennis", "golf"]})
     segment = segments.create_segment({"name": "Nguyễn", "object": "contact", "conditions": {
         "field": "last_name", "op": "eq", "value": "Nguyễn"}}, rep_a.id)
+    from crm_core.assignment import services as assignment
+    from crm_core.assignment.models import AssignmentProposal
+    from crm_core.notifications.services import notify_assigned
+
+    assignment_rule = assignment.create_rule("lead", {"name": "Vietnam", "owner_id": rep_a.id, "conditions": [
+        {"field": "country", "op": "equals", "value": "VN"}]})
+    assignment_group = assignment.create_group("Inside sales", [{"user_id": rep_a.id}])
+    proposal = AssignmentProposal.create(object="lead", record_id=lead.id, proposed_owner_id=rep_a.id)
+    notify_assigned(rep_a.id, "lead", [lead.id])
     _, rep_a_token = issue_token(rep_a, "laptop")
     web_form = webforms.create_form({"name": "Contact us", "fields": [
         {"name": "last_name", "label": "Name", "required": True}, {"name": "email", "label": "Email"}]},
@@ -82,12 +91,16 @@ def build_world(with_password=False):
         "segment_object": "contact",
         "web_form_id": web_form.id, "web_form_key": web_form.key,
         "web_form_token": webforms.snippet_token(web_form),
+        "assignment_rule_id": assignment_rule.id, "assignment_group_id": assignment_group.id,
+        "assignable_object": "lead", "proposal_id": proposal.id,
     }
     lockable = {"user": rep_a, "department": spare, "record": record, "team": team,
                 "role": org.role_by_key("sales_rep"), "default": org.default_of("fx_account"),
                 "account": customer, "contact": contact, "lead": lead, "campaign": campaign,
                 "custom_field": custom_field, "segment": segment,
-                "web_form": web_form}
+                "web_form": web_form,
+                "assignment_rule": assignment_rule, "assignment_group": assignment_group,
+                "rule_set": assignment.rule_set("lead")}
     return people, values, lockable
 
 

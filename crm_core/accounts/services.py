@@ -56,7 +56,10 @@ def _check_account(values, problems, actor_id, account=None):
 
 def create_account(values, actor_id=None, confirm_duplicates=False):
     """A new account; its owner is the actor unless ``owner_id`` names another user."""
+    from crm_core.assignment.services import records_created
+
     values = dict(values)
+    owner_given = values.get("owner_id") is not None
     values.setdefault("owner_id", actor_id)
     problems = Problems()
     _check_account(values, problems, actor_id)
@@ -68,6 +71,8 @@ def create_account(values, actor_id=None, confirm_duplicates=False):
     with database.atomic():
         account = create_record(Account, actor_id=actor_id, **columns(Account, values))
         store_record_keys("account", account)
+    if not owner_given:  # nobody chose an owner: the assignment rules may
+        records_created("account", [account], actor_id=actor_id)
     return account
 
 

@@ -88,7 +88,10 @@ def lead_name(lead):
 
 
 def create_lead(values, actor_id=None, confirm_duplicates=False):
+    from crm_core.assignment.services import records_created
+
     values = dict(values)
+    owner_given = values.get("owner_id") is not None
     values.setdefault("owner_id", actor_id)
     problems = Problems()
     _check_lead(values, problems, actor_id)
@@ -98,6 +101,8 @@ def create_lead(values, actor_id=None, confirm_duplicates=False):
     with database.atomic():
         lead = create_record(Lead, actor_id=actor_id, **columns(Lead, values))
         store_record_keys("lead", lead)
+    if not owner_given:  # nobody chose an owner: the assignment rules may
+        records_created("lead", [lead], actor_id=actor_id)
     return lead
 
 

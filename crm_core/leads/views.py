@@ -65,7 +65,8 @@ LEAD = RecordKind(
     default_sort="-created_at",
     choice_sources={"owner_id": people, "campaign_id": campaign_choices},
     extra_template="crm_core/leads/_lead_extra.html",
-    list_links=(("leads.purge", _l("Purge inactive leads"), "leads.purge"),),
+    list_links=(("leads.purge", _l("Purge inactive leads"), "leads.purge"),
+                ("assignment.run", _l("Run the assignment rules"), "assignment.manage")),
 )
 
 CAMPAIGN = RecordKind(

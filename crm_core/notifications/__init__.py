@@ -1,0 +1,1 @@
+"""The notification centre: in-app notifications per user and their emails."""
