@@ -17,11 +17,12 @@ def crm_register_models(app):
 
     from crm_core.accounts.models import Account, Contact
     from crm_core.leads.models import Campaign, Lead
+    from crm_core.imports.models import ImportedRow, ImportMapping, ImportRun
 
     return [User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
             RolePermission, UserRole, AccessDefault, SharingRule, RecordShare, FieldRule,
             FieldHistory, SecurityEvent, RecycleGroup, RecycleItem, RoleGrant, Account, Contact,
-            Campaign, Lead]
+            Campaign, Lead, ImportRun, ImportMapping, ImportedRow]
 
 
 @hookimpl
@@ -107,11 +108,20 @@ def crm_register_tasks(app):
     from crm_core.jobs import TaskSpec
     from crm_core.users.maintenance import purge_sign_in_records
 
+    from crm_core.imports.services import run_import
     from crm_core.recycle.services import purge_expired
 
     return [TaskSpec("purge_sign_in_records", purge_sign_in_records,
                      schedule=crontab(minute="17", hour="3")),
-            TaskSpec("purge_recycle_bin", purge_expired, schedule=crontab(minute="37", hour="3"))]
+            TaskSpec("purge_recycle_bin", purge_expired, schedule=crontab(minute="37", hour="3")),
+            TaskSpec("run_import", run_import)]
+
+
+@hookimpl
+def crm_register_import_objects(app):
+    from crm_core.imports.registry import core_import_objects
+
+    return core_import_objects()
 
 
 @hookimpl

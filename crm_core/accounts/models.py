@@ -40,6 +40,8 @@ class Account(RecordModel):
     financial_status = peewee.CharField(max_length=20, null=True)
     became_customer_at = UTCDateTimeField(null=True)
     description = peewee.TextField(null=True)
+    # The record's id in the system it was imported from: imports update by it.
+    external_id = peewee.CharField(max_length=100, null=True, unique=True)
 
     class Meta:
         indexes = ((("owner_id", "name"), False),)
@@ -67,3 +69,5 @@ class Contact(RecordModel):
     do_not_call = peewee.BooleanField(default=False)
     do_not_email = peewee.BooleanField(default=False)
     notes = peewee.TextField(null=True)
+    # The record's id in the system it was imported from: imports update by it.
+    external_id = peewee.CharField(max_length=100, null=True, unique=True)

@@ -46,6 +46,8 @@ class Lead(RecordModel):
     converted_at = UTCDateTimeField(null=True)
     converted_account = peewee.ForeignKeyField(Account, null=True, backref="+", on_delete="SET NULL")
     converted_contact = peewee.ForeignKeyField(Contact, null=True, backref="+", on_delete="SET NULL")
+    # The record's id in the system it was imported from: imports update by it.
+    external_id = peewee.CharField(max_length=100, null=True, unique=True)
 
     class Meta:
         indexes = ((("owner_id", "status"), False),)
