@@ -67,9 +67,10 @@ def crm_register_api_blueprints(app):
     from crm_core.audit.api import blueprint as audit
     from crm_core.org.api import blueprint as org
     from crm_core.users.api import auth_blueprint, users_blueprint
+    from crm_core.imports.api import blueprint as imports
 
     return [meta, auth_blueprint, users_blueprint, org, audit, accounts_blueprint, contacts_blueprint,
-            leads_blueprint, campaigns_blueprint]
+            leads_blueprint, campaigns_blueprint, imports]
 
 
 @hookimpl

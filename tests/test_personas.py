@@ -54,6 +54,10 @@ def build_world(with_password=False):
     campaign = leads.create_campaign({"name": "Vietbuild"}, actor_id=rep_a.id)
     lead = leads.create_lead({"last_name": "Trần", "company": "Sông Hồng", "campaign_id": campaign.id},
                              actor_id=rep_a.id)
+    from crm_core.imports import services as imports
+
+    import_run = imports.start_import("lead", b"last_name\nPham\n", "leads.csv", rep_a.id, dry_run=True)
+    mapping = imports.save_mapping("lead", "Fair list", {"Surname": "last_name"}, rep_a.id)
     _, rep_a_token = issue_token(rep_a, "laptop")
     people = {"rep_a": rep_a, "manager": manager, "rep_b": rep_b, "admin": admin, "auditor": auditor}
     values = {
@@ -63,7 +67,7 @@ def build_world(with_password=False):
         "account_id": customer.id, "contact_id": contact.id, "lead_id": lead.id,
         "campaign_id": campaign.id, "group_id": group.id, "rule_id": rule.id, "share_id": share.id,
         "token_id": rep_a_token.id, "rep_a_email": rep_a.email, "rep_b_id": rep_b.id,
-        "password": DEFAULT_PASSWORD,
+        "password": DEFAULT_PASSWORD, "import_id": import_run.id, "mapping_id": mapping.id,
     }
     lockable = {"user": rep_a, "department": spare, "record": record, "team": team,
                 "role": org.role_by_key("sales_rep"), "default": org.default_of("fx_account"),
