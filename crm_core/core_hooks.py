@@ -55,8 +55,9 @@ def crm_register_blueprints(app):
     from crm_core.org.views import blueprint as org
     from crm_core.users.views import blueprint as users
     from crm_core.web.views import blueprint as core
+    from crm_core.imports.views import blueprint as imports
 
-    return [core, users, org, accounts, contacts, leads, campaigns]
+    return [core, users, org, accounts, contacts, leads, campaigns, imports]
 
 
 @hookimpl
@@ -96,6 +97,9 @@ def crm_menu_items(app, actor):
                                          ("campaigns.list", _l("Campaigns"), "campaign", 120)):
         if user_id is not None and engine().object_permissions(user_id, name).read:
             items.append(MenuItem(endpoint, label, order=order))
+    if user_id is not None and any(engine().object_permissions(user_id, name).create
+                                   for name in ("account", "contact", "lead")):
+        items.append(MenuItem("imports.list", _l("Import"), order=130))
     if getattr(actor, "is_admin", False):
         items.append(MenuItem("users.list", _l("Users"), order=900))
         items.append(MenuItem("org.overview", _l("Organisation"), order=910))

@@ -165,6 +165,8 @@ def _upload_arguments():
 
 @blueprint.route("")
 class Imports(MethodView):
+    crm_body_types = {"multipart/form-data"}
+
     @blueprint.arguments(PageArgs, location="query")
     @blueprint.response(200, ImportPageSchema)
     def get(self, args):

@@ -69,7 +69,7 @@ def read(data: bytes, file_name: str, limits: Limits, encoding=None, delimiter=N
 
 def detect_encoding(data: bytes) -> str:
     """The file's encoding: a byte-order mark decides; else UTF-8 when it decodes; else the
-    legacy code page that charset_normalizer finds most plausible among ours."""
+    legacy code page whose reading looks most like text (legacy_encoding)."""
     if data.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
@@ -87,12 +87,50 @@ def detect_encoding(data: bytes) -> str:
         return "utf-8"
     except UnicodeDecodeError:
         pass
-    from charset_normalizer import from_bytes
+    return legacy_encoding(data)
 
-    best = from_bytes(data[:200_000], cp_isolation=list(LEGACY_ENCODINGS)).best()
+
+# Punctuation that any of the code pages writes in ordinary text.
+COMMON_SIGNS = frozenset("€–—“”‘’„«»°·•…\u00a0×±§©®№")
+
+
+def _expected(encoding):
+    """Does a non-ASCII character belong in text of ``encoding``'s languages?"""
+    if encoding == "cp1251":
+        return lambda c: "\u0410" <= c <= "\u044f" or c in "Ёё" or c in COMMON_SIGNS
+    if encoding in ("gb18030", "big5"):
+        return lambda c: ("\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f"
+                          or "\uff00" <= c <= "\uffef" or c in COMMON_SIGNS)
+    return lambda c: c.isalpha() or c in COMMON_SIGNS
+
+
+def legacy_encoding(data):
+    """The legacy code page whose reading of ``data`` looks most like text: the fewest
+    characters foreign to its languages (Polish read as cp1252 shows ³ ¹ ¿; Chinese read as
+    cp1251 shows Ђ ‰ Ў), and for the Latin pages non-ASCII letters must be the minority of
+    letters (Russian read as cp1252 is all accented letters). Ties go to the earlier page."""
+    sample = data[:65536]
+    if len(data) > len(sample) and b"\n" in sample:
+        sample = sample[:sample.rindex(b"\n")]
+    best, best_penalty = None, None
+    for encoding in LEGACY_ENCODINGS:
+        try:
+            text = sample.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        expected = _expected(encoding)
+        foreign = [c for c in text if c > "\x7f"]
+        penalty = sum(1 for c in foreign if not expected(c))
+        if encoding in ("cp1252", "cp1250"):
+            letters = sum(1 for c in text if c.isalpha())
+            accented = sum(1 for c in foreign if c.isalpha())
+            if letters and accented * 2 > letters:
+                penalty += accented
+        if best_penalty is None or penalty < best_penalty:
+            best, best_penalty = encoding, penalty
     if best is None:
         raise Refused("encoding")
-    return codecs.lookup(best.encoding).name
+    return best
 
 
 def detect_delimiter(text: str) -> str:

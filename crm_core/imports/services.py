@@ -92,6 +92,7 @@ def execute(run, data):
         try:
             table = read(data, run.file_name, limits(), encoding=run.encoding)
             run.encoding, run.delimiter, run.total_rows = table.encoding, table.delimiter, table.estimated_rows
+            run.save()  # the estimate is the progress bar's end
             importer = Importer(spec, run.user_id, table.header, json.loads(run.mapping),
                                 partial=run.partial, dry_run=run.dry_run)
             result = importer.run(table.rows, progress=lambda done: _report_progress(run, done))
