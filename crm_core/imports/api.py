@@ -143,7 +143,7 @@ def _upload_arguments():
         try:
             mapping = json.loads(form["mapping"]) if form.get("mapping") else None
         except ValueError:
-            raise ApiError(422, fields={"mapping": [str(_l("Give the mapping as {\"column\": \"field\"}."))]})
+            raise ApiError(422, fields={"mapping": [str(_l("Give the mapping as pairs of a column and a field."))]})
         flags = {name: form.get(name, "").lower() in ("1", "true", "yes", "on")
                  for name in ("dry_run", "partial")}
         mapping_id = form.get("mapping_id")

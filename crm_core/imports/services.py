@@ -199,14 +199,14 @@ def check_mapping(object_name, mapping):
     """``mapping`` as ``{column: field or None}`` naming only fields of the object."""
     problems = Problems()
     if not isinstance(mapping, dict):
-        problems.add("mapping", _l("Give the mapping as {\"column\": \"field\"}."))
+        problems.add("mapping", _l("Give the mapping as pairs of a column and a field."))
         problems.check()
     known = targets(spec_of(object_name))
     clean = {}
     for column, target in mapping.items():
         if not isinstance(column, str) or not column.strip() or len(column) > 200 or \
                 not (target is None or isinstance(target, str)):
-            problems.add("mapping", _l("Give the mapping as {\"column\": \"field\"}."))
+            problems.add("mapping", _l("Give the mapping as pairs of a column and a field."))
         elif target and target not in known:
             problems.add("mapping", _l("No field is named “%(field)s”.", field=target))
         else:
