@@ -51,6 +51,8 @@ class AccountSchema(RecordSchema):
     financial_status = _text(20)
     became_customer_at = ma.fields.DateTime(dump_only=True, allow_none=True)
     description = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=20000))
+    external_id = ma.fields.String(dump_only=True, allow_none=True, metadata={
+        "description": "the id in the system it was imported from (set by imports)"})
 
 
 class AccountPatchSchema(AccountSchema):
@@ -116,6 +118,8 @@ class ContactSchema(RecordSchema):
     do_not_call = ma.fields.Boolean()
     do_not_email = ma.fields.Boolean()
     notes = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=20000))
+    external_id = ma.fields.String(dump_only=True, allow_none=True, metadata={
+        "description": "the id in the system it was imported from (set by imports)"})
 
 
 class ContactPatchSchema(ContactSchema):
