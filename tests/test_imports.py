@@ -168,6 +168,7 @@ def test_an_external_id_updates_its_record_with_history(app, team):
         ("status", "new", "contacted")]
     unchanged = run_import(rita, [["external_id", "last_name", "status"], ["CRM-7", "Nguyễn", "contacted"]])
     assert (unchanged.updated_count, unchanged.skipped_count) == (0, 1)
+    assert api_client(app, rita).get(f"/api/v1/leads/{lead.id}").json["external_id"] == "CRM-7"
 
 
 def test_external_ids_twice_in_a_file_or_of_records_the_user_may_not_change(app, team):
@@ -181,6 +182,27 @@ def test_external_ids_twice_in_a_file_or_of_records_the_user_may_not_change(app,
                           (5, "external_id", "no_update")]
     assert services.errors(run)[0]["message"] == "This external id is already on line 2."
     assert Lead.get_by_id(shared.id).last_name == "Shared"
+
+
+def test_later_parts_add_their_steps_to_the_pipeline(app, team):
+    """The assignment rules' owner proposal goes after "owner": here, Polish leads to Maria."""
+    from crm_core.imports.pipeline import Importer
+    from crm_core.imports.reading import Limits, read
+    from crm_core.imports.registry import import_objects
+
+    maria = team["maria"]
+
+    def propose_owner(row):
+        if row.record is None and row.values.get("country") == "PL":
+            row.values["owner_id"] = maria.id
+
+    table = read(csv_bytes([["last_name", "country"], ["Nowak", "pl"], ["Trần", "VN"]]), "x.csv", Limits())
+    importer = Importer(import_objects()["lead"], team["rita"].id, table.header)
+    importer.add_step(propose_owner, after="owner")
+    assert [name for name, _ in importer.steps][3:5] == ["owner", "propose_owner"]
+    result = importer.run(table.rows)
+    assert result.created == 2
+    assert {lead.last_name: lead.owner_id for lead in Lead.select()} == {"Nowak": maria.id, "Trần": team["rita"].id}
 
 
 # -- the access rules ------------------------------------------------------------------------------------
