@@ -515,3 +515,16 @@ def test_hook_crm_register_import_objects(app_factory, register_plugin):
     register_plugin(plugin("twice", ImportObject("lead", Lead, leads.update_lead)))
     with pytest.raises(RegistryError, match="import object 'lead' is registered twice"):
         app_factory(migrate_schema=False)
+
+
+def test_api_uploads_may_exceed_the_request_limit_up_to_the_import_limit(app_factory):
+    app = app_factory(MAX_CONTENT_LENGTH=2048, CRM_IMPORT_MAX_MB=1)
+    with app.app_context():
+        client = api_client(app)
+        rows = [["last_name", "company"]] + [[f"Lead {i}", "Minh An"] for i in range(300)]
+        response = client.post("/api/v1/imports", json=upload_json("lead", rows))
+        assert response.status_code == 201 and response.json["created"] == 300
+        too_big = client.post("/api/v1/imports", json={"object": "lead", "file_name": "x.csv",
+                                                       "content": "A" * (2 * 1024 * 1024)})
+        assert too_big.status_code == 413
+        assert client.post("/api/v1/leads", json={"last_name": "x" * 3000}).status_code == 413

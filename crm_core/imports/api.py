@@ -9,7 +9,7 @@ import binascii
 import json
 
 import marshmallow as ma
-from flask import Response, jsonify, request
+from flask import Response, current_app, jsonify, request
 from flask.views import MethodView
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -135,6 +135,10 @@ UPLOAD_DOC = {"requestBody": {"required": True, "content": {
 
 def _upload_arguments():
     """The import request, from a multipart form (browsers, curl -F) or JSON (scripts)."""
+    # Files may be larger than other requests (Flask's MAX_CONTENT_LENGTH): up to the
+    # import limit, plus base64's third.
+    request.max_content_length = max(request.max_content_length or 0,
+                                     current_app.config["CRM_IMPORT_MAX_MB"] * 1024 * 1024 * 4 // 3 + 65536)
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None or not upload.filename:
