@@ -60,7 +60,7 @@ def test_a_job_queued_by_a_request_runs_in_the_worker_process(app_factory, queue
         assert wait_for(done), "the worker did not run the job"
     finally:
         output = stop_process(worker, signal.SIGINT)
-    assert ("Worker for 4 task(s): core.purge_recycle_bin, core.purge_sign_in_records, notes.add, "
+    assert ("Worker for 5 task(s): core.purge_recycle_bin, core.purge_sign_in_records, core.run_import, notes.add, "
             "notes.nightly_cleanup") in output
     with app.app_context():
         note = Note.get(Note.title == title)
@@ -79,12 +79,13 @@ def test_immediate_mode_runs_jobs_inline(app_factory):
 
 def test_tasks_are_registered_with_their_schedules(app):
     jobs = app.extensions["crm_jobs"]
-    assert jobs.names == ["core.purge_recycle_bin", "core.purge_sign_in_records", "notes.add",
-                          "notes.nightly_cleanup"]
+    assert jobs.names == ["core.purge_recycle_bin", "core.purge_sign_in_records", "core.run_import",
+                          "notes.add", "notes.nightly_cleanup"]
     periodic = sorted(task.name for task in jobs.huey._registry.periodic_tasks)
     assert periodic == ["core.purge_recycle_bin", "core.purge_sign_in_records", "notes.nightly_cleanup"]
     with pytest.raises(KeyError, match="no task 'notes.nope'; registered: core.purge_recycle_bin, "
-                                       "core.purge_sign_in_records, notes.add, notes.nightly_cleanup"):
+                                       "core.purge_sign_in_records, core.run_import, notes.add, "
+                                       "notes.nightly_cleanup"):
         jobs.enqueue("notes.nope")
 
 
