@@ -23,7 +23,6 @@ service, one record at a time, so they are checked and keep their history like a
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import sqlite3
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ import psycopg
 
 from crm_core.db import database, utcnow, vendor
 from crm_core.errors import UserError
-from crm_core.imports.converters import Bad, for_field, record_id
+from crm_core.imports.converters import Bad, for_field
 from crm_core.permissions import FIELD_EDIT, engine
 from crm_core.record_checks import columns
 from crm_core.records import BOOKKEEPING, diff
