@@ -200,8 +200,11 @@ def test_later_parts_add_their_steps_to_the_pipeline(app, team):
     importer = Importer(import_objects()["lead"], team["rita"].id, table.header)
     importer.add_step(propose_owner, after="owner")
     assert [name for name, _ in importer.steps][3:5] == ["owner", "propose_owner"]
+    inserted = []
+    importer.after_insert.append(lambda rows: inserted.extend(row.id for row in rows))
     result = importer.run(table.rows)
     assert result.created == 2
+    assert sorted(inserted) == sorted(lead.id for lead in Lead.select())
     assert {lead.last_name: lead.owner_id for lead in Lead.select()} == {"Nowak": maria.id, "Trần": team["rita"].id}
 
 

@@ -16,7 +16,8 @@ Each row goes through ``Importer.steps`` in order; a step reads and completes
               <- the duplicate-matching key goes right after this step
 
 ``steps`` and ``batch_steps`` are plain lists built in ``__init__``; a later part inserts
-its own step with ``importer.add_step(step, after="owner")``. New records are inserted with
+its own step with ``importer.add_step(step, after="owner")``, and ``importer.after_insert``
+takes callbacks for the inserted rows of each batch. New records are inserted with
 one executemany per batch (COPY on PostgreSQL); updates go through the object's update
 service, one record at a time, so they are checked and keep their history like any change.
 """
@@ -62,6 +63,7 @@ class Row:
     record: Any = None           # the record an update changes
     skip: bool = False           # already imported
     hash: str | None = None
+    id: int | None = None        # the new record's id, once inserted
 
     def fail(self, column, value, code, **params):
         if self.error is None:
@@ -129,6 +131,9 @@ class Importer:
                       ("owner", self.owner), ("required", self.required), ("checks", self.checks),
                       ("row_hash", None)]
         self.batch_steps = {"keys": self.keys, "row_hash": self.row_hashes}
+        # Called with each batch's inserted rows (row.id set), in the import's transaction:
+        # where custom values of new records are written beside them.
+        self.after_insert = []
 
     # -- the plan: which column goes where -----------------------------------------------------
 
@@ -507,6 +512,10 @@ class Importer:
             rows, tuples = [r for r, _ in kept], [v for _, v in kept]
             ids = [v[0] for v in tuples]
         self.result.created += len(rows)
+        for row, record_id_ in zip(rows, ids):
+            row.id = record_id_
+        for callback in self.after_insert:
+            callback(rows)
         hashes = [(self.spec.name, row.hash, record_id_) for row, record_id_ in zip(rows, ids) if row.hash]
         if hashes:
             self._write(hashes, ImportedRow._meta.table_name, ("object_name", "row_hash", "record_id"))
