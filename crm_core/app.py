@@ -16,6 +16,7 @@ from crm_core.config import load_settings
 from crm_core.db import bind_database, open_database
 from crm_core.errors import RegistryError
 from crm_core.i18n import CatalogSource, init_i18n
+from crm_core.imports.registry import collect as collect_import_objects
 from crm_core.jobs import Jobs, TaskSpec, make_huey
 from crm_core.migrator import MigrationSource
 from crm_core.plugins import CORE, PluginHost, Registry, build_host
@@ -48,6 +49,7 @@ def create_app(config=None):
     _collect_migrations(app, host)
     _collect_access_objects(app, host)
     _collect_custom_fields(app, host)
+    collect_import_objects(app, host)
     init_i18n(app, _catalog_sources(host))
     register_error_handlers(app)
     init_auth(app)

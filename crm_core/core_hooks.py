@@ -21,6 +21,7 @@ def crm_register_models(app):
     from crm_core.customfields.models import CustomField
     from crm_core.segments.models import Segment
     from crm_core.webforms.models import WebForm, WebFormSubmission
+    from crm_core.imports.models import ImportedRow, ImportMapping, ImportRun
 
     from crm_core.assignment.models import (AssignmentGroup, AssignmentGroupMember, AssignmentProposal,
                                             AssignmentRule, AssignmentRuleSet)
@@ -31,7 +32,8 @@ def crm_register_models(app):
             FieldHistory, SecurityEvent, RecycleGroup, RecycleItem, RoleGrant, Account, Contact,
             Campaign, Lead, DuplicateSetting, MatchKey, DuplicatePair,
             WebForm, WebFormSubmission, AssignmentRuleSet, AssignmentGroup, AssignmentGroupMember,
-            AssignmentRule, AssignmentProposal, Notification]
+            AssignmentRule, AssignmentProposal, Notification,
+            ImportRun, ImportMapping, ImportedRow]
 
 
 @hookimpl
@@ -73,9 +75,11 @@ def crm_register_blueprints(app):
     from crm_core.assignment.views import blueprint as assignment
     from crm_core.notifications.views import blueprint as notifications
 
+    from crm_core.imports.views import blueprint as imports
+
     return [core, users, org, accounts, contacts, leads, campaigns, duplicates, transfers,
             custom_fields, segments, webforms,
-            assignment, notifications]
+            assignment, notifications, imports]
 
 
 @hookimpl
@@ -96,9 +100,11 @@ def crm_register_api_blueprints(app):
     from crm_core.assignment.api import blueprint as assignment
     from crm_core.notifications.api import blueprint as notifications
 
+    from crm_core.imports.api import blueprint as imports
+
     return [meta, auth_blueprint, users_blueprint, org, audit, accounts_blueprint, contacts_blueprint,
             leads_blueprint, campaigns_blueprint, duplicates, transfers, custom_fields, segments,
-            web_forms, web_to_lead, assignment, notifications]
+            web_forms, web_to_lead, assignment, notifications, imports]
 
 
 @hookimpl
@@ -155,6 +161,9 @@ def crm_menu_items(app, actor):
             items.append(MenuItem("transfers.transfer", _l("Transfer records"), order=140))
     if user_id is not None and engine().has_permission(user_id, "webforms.manage"):
         items.append(MenuItem("webforms.list", _l("Web forms"), order=150))
+    if user_id is not None and any(engine().object_permissions(user_id, name).create
+                                   for name in ("account", "contact", "lead")):
+        items.append(MenuItem("imports.list", _l("Import"), order=160))
     if getattr(actor, "is_admin", False):
         items.append(MenuItem("users.list", _l("Users"), order=900))
         items.append(MenuItem("org.overview", _l("Organisation"), order=910))
@@ -171,6 +180,7 @@ def crm_register_tasks(app):
     from crm_core.jobs import TaskSpec
     from crm_core.users.maintenance import purge_sign_in_records
 
+    from crm_core.imports.services import run_import
     from crm_core.recycle.services import purge_expired
     from crm_core.duplicates.scan import scan as scan_duplicates
 
@@ -179,11 +189,19 @@ def crm_register_tasks(app):
     return [TaskSpec("purge_sign_in_records", purge_sign_in_records,
                      schedule=crontab(minute="17", hour="3")),
             TaskSpec("purge_recycle_bin", purge_expired, schedule=crontab(minute="37", hour="3")),
+            TaskSpec("run_import", run_import),
             TaskSpec("scan_duplicates", scan_duplicates),
             # Queued after each change that notifies; the sweep sends what a change made
             # inside a longer transaction (or what failed and waits for another try).
             TaskSpec("send_notification_emails", send_pending_emails),
             TaskSpec("send_notification_emails_sweep", send_pending_emails, schedule=crontab())]
+
+
+@hookimpl
+def crm_register_import_objects(app):
+    from crm_core.imports.registry import core_import_objects
+
+    return core_import_objects()
 
 
 @hookimpl

@@ -103,6 +103,18 @@ def crm_register_tasks(app: "flask.Flask") -> "list[TaskSpec]":
     """
 
 
+@hookspec
+def crm_register_import_objects(app: "flask.Flask") -> "list[Any]":
+    """Return the kinds of record files can be imported into, as
+    ``crm_core.imports.registry.ImportObject`` (the access object's name, its model, which
+    must have an ``external_id`` column, its update service, choices, required fields,
+    relation columns such as ``account`` and per-row checks).
+
+    Called once while the app is created; a name registered twice is an error. Imports
+    then accept the object in ``POST /api/v1/imports``, the import page and ``crm import``.
+    """
+
+
 # -- templates and pages ---------------------------------------------------------
 
 @hookspec

@@ -74,6 +74,10 @@ def build_world(with_password=False):
     assignment_group = assignment.create_group("Inside sales", [{"user_id": rep_a.id}])
     proposal = AssignmentProposal.create(object="lead", record_id=lead.id, proposed_owner_id=rep_a.id)
     notify_assigned(rep_a.id, "lead", [lead.id])
+    from crm_core.imports import services as imports
+
+    import_run = imports.start_import("lead", b"last_name\nPham\n", "leads.csv", rep_a.id, dry_run=True)
+    mapping = imports.save_mapping("lead", "Fair list", {"Surname": "last_name"}, rep_a.id)
     _, rep_a_token = issue_token(rep_a, "laptop")
     web_form = webforms.create_form({"name": "Contact us", "fields": [
         {"name": "last_name", "label": "Name", "required": True}, {"name": "email", "label": "Email"}]},
@@ -93,6 +97,7 @@ def build_world(with_password=False):
         "web_form_token": webforms.snippet_token(web_form),
         "assignment_rule_id": assignment_rule.id, "assignment_group_id": assignment_group.id,
         "assignable_object": "lead", "proposal_id": proposal.id,
+        "import_id": import_run.id, "mapping_id": mapping.id,
     }
     lockable = {"user": rep_a, "department": spare, "record": record, "team": team,
                 "role": org.role_by_key("sales_rep"), "default": org.default_of("fx_account"),

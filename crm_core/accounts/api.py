@@ -53,6 +53,8 @@ class AccountSchema(RecordSchema):
     became_customer_at = ma.fields.DateTime(dump_only=True, allow_none=True)
     description = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=20000))
     custom = CustomValues("account")
+    external_id = ma.fields.String(dump_only=True, allow_none=True, metadata={
+        "description": "the id in the system it was imported from (set by imports)"})
 
 
 class AccountPatchSchema(AccountSchema):
@@ -119,6 +121,8 @@ class ContactSchema(RecordSchema):
     do_not_email = ma.fields.Boolean()
     notes = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=20000))
     custom = CustomValues("contact")
+    external_id = ma.fields.String(dump_only=True, allow_none=True, metadata={
+        "description": "the id in the system it was imported from (set by imports)"})
 
 
 class ContactPatchSchema(ContactSchema):

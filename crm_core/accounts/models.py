@@ -42,6 +42,8 @@ class Account(RecordModel):
     became_customer_at = UTCDateTimeField(null=True)
     description = peewee.TextField(null=True)
     custom = CustomValuesField()
+    # The record's id in the system it was imported from: imports update by it.
+    external_id = peewee.CharField(max_length=100, null=True, unique=True)
 
     class Meta:
         indexes = ((("owner_id", "name"), False),)
@@ -70,3 +72,5 @@ class Contact(RecordModel):
     do_not_email = peewee.BooleanField(default=False)
     notes = peewee.TextField(null=True)
     custom = CustomValuesField()
+    # The record's id in the system it was imported from: imports update by it.
+    external_id = peewee.CharField(max_length=100, null=True, unique=True)

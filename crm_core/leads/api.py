@@ -63,6 +63,8 @@ class LeadSchema(RecordSchema):
     converted_account_id = ma.fields.Integer(dump_only=True, allow_none=True)
     converted_contact_id = ma.fields.Integer(dump_only=True, allow_none=True)
     custom = CustomValues("lead")
+    external_id = ma.fields.String(dump_only=True, allow_none=True, metadata={
+        "description": "the id in the system it was imported from (set by imports)"})
 
 
 class LeadPatchSchema(LeadSchema):

@@ -48,6 +48,8 @@ class Lead(RecordModel):
     converted_account = peewee.ForeignKeyField(Account, null=True, backref="+", on_delete="SET NULL")
     converted_contact = peewee.ForeignKeyField(Contact, null=True, backref="+", on_delete="SET NULL")
     custom = CustomValuesField()
+    # The record's id in the system it was imported from: imports update by it.
+    external_id = peewee.CharField(max_length=100, null=True, unique=True)
 
     class Meta:
         indexes = ((("owner_id", "status"), False),)
