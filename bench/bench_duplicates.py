@@ -139,27 +139,12 @@ def cluster_of(truth):
     return out
 
 
-def components(pairs):
-    parent = {}
-
-    def root(x):
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in pairs:
-        ra, rb = root(a), root(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    return root
-
-
 def measure(pairs, truth):
     """(recall, precision): a planted pair is found when both are in one found group; a found
     pair is right when both records come from one planted cluster."""
-    root = components(pairs)
+    from crm_core.duplicates.scan import components
+
+    root, _ = components(pairs)
     found = sum(1 for copy, original in truth.items() if root(copy) == root(original))
     clusters = cluster_of(truth)
     right = sum(1 for a, b in pairs if a in clusters and clusters.get(a) == clusters.get(b))

@@ -129,6 +129,25 @@ def store_pairs(object_name, found):
                 f"VALUES ({p}, {p}, {p}, {p}, {p}, {p})", [row[:5] + (found_at,) for row in rows])
 
 
+def components(pairs):
+    """Union-find over ``(a, b)`` pairs: ``(root, parent)``, where ``root(x)`` names the
+    group of ``x`` (its smallest id) and ``parent`` holds every id seen."""
+    parent = {}
+
+    def root(x):
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in pairs:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return root, parent
+
+
 def groups(object_name, actor_id, limit_pairs=20000):
     """The open duplicate groups of ``object_name`` among the records ``actor_id`` may
     read: lists of ``(record, [pairs])``, largest first. A record the reader cannot see is
@@ -144,19 +163,7 @@ def groups(object_name, actor_id, limit_pairs=20000):
                  .where((DuplicatePair.object == object_name) & DuplicatePair.dismissed_at.is_null()
                         & DuplicatePair.low_id.in_(readable) & DuplicatePair.high_id.in_(readable))
                  .order_by(DuplicatePair.low_id, DuplicatePair.high_id).limit(limit_pairs))
-    parent = {}
-
-    def root(x):
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for pair in pairs:
-        a, b = root(pair.low_id), root(pair.high_id)
-        if a != b:
-            parent[max(a, b)] = min(a, b)
+    root, parent = components((pair.low_id, pair.high_id) for pair in pairs)
     members = defaultdict(list)
     for record_id in parent:
         members[root(record_id)].append(record_id)
