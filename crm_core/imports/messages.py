@@ -38,6 +38,8 @@ MESSAGES = {
     "reports_to_account": _l("Choose a contact of the same account."),
     "external_id_taken": _l("This external id belongs to a record you may not change."),
     "duplicate_in_file": _l("This external id is already on line %(line)s."),
+    "duplicate": _l("This row duplicates records already stored (ids %(records)s)."),
+    "duplicate_in_file_key": _l("Line %(line)s has the same value: this row would duplicate it."),
     "no_update": _l("You may not change this record."),
     "no_transfer": _l("You may not give this record to someone else."),
     "rejected": "%(message)s",

@@ -7,17 +7,22 @@ Each row goes through ``Importer.steps`` in order; a step reads and completes
   relations   ``account``/``owner``... -> ids among the records the user may read
   keys        an external id known to the database makes the row an update (batch step)
   owner       a new record without an owner gets the importing user
-              <- the assignment rules' owner proposal goes right after this step
   required    a new record has its required fields
   checks      the object's own row rules (a contact reports to one of its account)
-              <- a custom-field step (custom values) goes here
+  custom      ``custom.<key>`` columns (or a custom field's label) -> the custom values,
+              checked by the fields' compiled validator (wiring.py)
   row_hash    a new record without an external id is skipped when its mapped values were
               imported before (batch step)
-              <- the duplicate-matching key goes right after this step
+  duplicates  under the object's "block" duplicate setting, a new row sharing an exact key
+              with a readable record (or an earlier line) is refused (batch step, wiring.py)
+  assign      a new row that named no owner takes the assignment rules' owner ("apply"),
+              after the steps that may refuse it so it takes no round-robin turn (wiring.py)
 
 ``steps`` and ``batch_steps`` are plain lists built in ``__init__``; a later part inserts
 its own step with ``importer.add_step(step, after="owner")``, and ``importer.after_insert``
-takes callbacks for the inserted rows of each batch. New records are inserted with
+takes callbacks for the inserted rows of each batch (the match keys are stored there),
+``at_end`` runs inside the transaction after the last batch and ``after_run`` once the rows
+are stored (the new owners are notified there). New records are inserted with
 one executemany per batch (COPY on PostgreSQL); updates go through the object's update
 service, one record at a time, so they are checked and keep their history like any change.
 """
@@ -43,7 +48,8 @@ BATCH = 5000
 MAX_STORED_ERRORS = 10_000
 INTEGRITY = (peewee.IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError)
 IGNORED = frozenset(["id", "version", "created_at", "updated_at", "created_by_id", "updated_by_id",
-                     "deleted_at", "deleted_by_id"])
+                     "deleted_at", "deleted_by_id", "custom"])
+CUSTOM = "custom."  # a column mapped to ``custom.<key>`` fills that custom field
 
 
 class FileProblem(Exception):
@@ -61,6 +67,9 @@ class Row:
     values: dict = field(default_factory=dict)
     error: tuple | None = None   # (column, value, code, params)
     record: Any = None           # the record an update changes
+    custom: dict | None = None   # {key: text} of the custom columns (updates pass them on)
+    owner_defaulted: bool = False  # no owner in the file: the assignment rules may give one
+    proposed: int | None = None    # the owner the assignment rules propose
     skip: bool = False           # already imported
     hash: str | None = None
     id: int | None = None        # the new record's id, once inserted
@@ -109,6 +118,11 @@ def targets(spec):
     for name, model_field in spec.model._meta.fields.items():
         if name not in BOOKKEEPING and name not in spec.skip:
             names.add(model_field.column_name if isinstance(model_field, peewee.ForeignKeyField) else name)
+    names.discard("custom")
+    if "custom" in spec.model._meta.fields:
+        from crm_core.customfields import definitions
+
+        names.update(CUSTOM + d.key for d in definitions(spec.name))
     return names
 
 
@@ -131,9 +145,15 @@ class Importer:
                       ("owner", self.owner), ("required", self.required), ("checks", self.checks),
                       ("row_hash", None)]
         self.batch_steps = {"keys": self.keys, "row_hash": self.row_hashes}
-        # Called with each batch's inserted rows (row.id set), in the import's transaction:
-        # where custom values of new records are written beside them.
+        # Called with each batch's inserted rows (row.id set), in the import's transaction.
         self.after_insert = []
+        # Called after the last batch, inside the import's transaction.
+        self.at_end = []
+        # Called once the rows are stored (not in a dry run nor a refused file).
+        self.after_run = []
+        from crm_core.imports import wiring
+
+        wiring.wire(self)
 
     # -- the plan: which column goes where -----------------------------------------------------
 
@@ -143,7 +163,16 @@ class Importer:
             if name in BOOKKEEPING or name in self.spec.skip:
                 continue
             api = model_field.column_name if isinstance(model_field, peewee.ForeignKeyField) else name
-            self.fields[api] = model_field
+            if api != "custom":
+                self.fields[api] = model_field
+        self.custom_specs = {}
+        if "custom" in self.model._meta.fields:
+            from crm_core.customfields.registry import by_key
+
+            self.custom_specs = by_key(self.spec.name)
+        # A custom field's label in any language names it too ("Budget", "Ngân sách").
+        self.custom_labels = {normalise(str(label)): CUSTOM + key for key, spec in self.custom_specs.items()
+                              for label in (spec.labels or {}).values() if label}
         self.relations_by_name = {r.name: r for r in self.spec.relations}
         self.relations_by_column = {r.column: r for r in self.spec.relations}
 
@@ -151,9 +180,21 @@ class Importer:
         problems, used = [], {}
         self.columns = []     # (index, header, target, converter, needs db_value)
         self.lookups = []     # (index, header, relation)
+        self.custom_columns = []  # (index, header, key)
         for index, title in enumerate(header):
             target = mapping[title] if title in mapping else normalise(title)
             if not target or target in IGNORED:
+                continue
+            if title not in mapping and target not in self.fields and target not in self.relations_by_name:
+                target = self.custom_labels.get(target, target)
+            if target.startswith(CUSTOM):
+                if target[len(CUSTOM):] not in self.custom_specs:
+                    problems.append((title, "unknown_field", {"field": target}))
+                elif target in used:
+                    problems.append((title, "duplicate_column", {"field": target}))
+                else:
+                    used[target] = title
+                    self.custom_columns.append((index, title, target[len(CUSTOM):]))
                 continue
             if target not in self.fields and target not in self.relations_by_name:
                 if title in mapping:
@@ -189,6 +230,13 @@ class Importer:
         looked_up = {relation.column for _, _, relation in self.lookups}
         self.direct_ids = [(column, relation) for column, relation in self.relations_by_column.items()
                            if column in used and column not in looked_up]
+
+    def update_context(self):
+        """The context an update through the object's service runs in (the duplicate
+        wiring turns the entry check off under "warn": an import does not ask)."""
+        import contextlib
+
+        return contextlib.nullcontext()
 
     def add_step(self, step, after):
         """Insert ``step(row)`` after the step named ``after`` (see the module's docstring)."""
@@ -227,6 +275,7 @@ class Importer:
     def owner(self, row):
         if row.record is None and "owner_id" in self.fields and row.values.get("owner_id") is None:
             row.values["owner_id"] = self.actor
+            row.owner_defaulted = True
 
     def required(self, row):
         if row.record is None:
@@ -368,10 +417,15 @@ class Importer:
                         progress(self.result.total)
             if batch:
                 self._batch(batch)
+            for callback in self.at_end:
+                callback()
             if self.dry_run or (self.result.refused and not self.partial):
                 transaction.rollback()
             else:
                 self.result.written = True
+        if self.result.written:
+            for callback in self.after_run:
+                callback()
         if progress:
             progress(self.result.total)
         return self.result
@@ -401,9 +455,12 @@ class Importer:
 
     def _update(self, row):
         record = row.record
-        changes = {k: v for k, v in row.values.items() if k in self.mapped and k != "external_id"}
+        changes = {k: v for k, v in row.values.items()
+                   if k in self.mapped and k != "external_id" and not k.startswith(CUSTOM)}
+        custom_changed = row.custom is not None and any(
+            (record.custom or {}).get(key) != value for key, value in row.values["custom"].items())
         try:
-            if not diff(record, columns(self.model, changes)):
+            if not diff(record, columns(self.model, changes)) and not custom_changed:
                 # The file says what the record holds already: nothing to check or write.
                 self.result.skipped += 1
                 return
@@ -417,11 +474,16 @@ class Importer:
                 not engine().can(self.actor, record, "transfer"):
             return self.result.add_error(row.line, self.title_of["owner_id"], str(changes["owner_id"]),
                                          "no_transfer", {})
+        if custom_changed:
+            changes["custom"] = row.custom  # the service checks and merges them with the stored ones
         try:
-            with database.atomic():
+            with database.atomic(), self.update_context():
                 changed = self.spec.update(record, changes, actor_id=self.actor)
         except UserError as exc:
             column, message = next(iter(exc.fields.items()))
+            if getattr(exc, "matches", None) is not None:
+                return self.result.add_error(row.line, "", "", "duplicate",
+                                             {"records": ", ".join(str(m.record.id) for m in exc.matches)})
             title = self.title_of.get(column, self.title_of.get(column.removesuffix("_id"), column))
             return self.result.add_error(row.line, title, "", "rejected", {"message": str(message)})
         if changed:
