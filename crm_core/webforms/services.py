@@ -17,7 +17,6 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import time
 from urllib.parse import urlsplit
@@ -26,6 +25,7 @@ import peewee
 from flask_babel import lazy_gettext as _l
 
 from crm_core.db import database, utcnow
+from crm_core.duplicates.check import unchecked
 from crm_core.errors import UserError
 from crm_core.leads import services as leads
 from crm_core.leads.models import LEAD_SOURCES, Lead
@@ -227,7 +227,7 @@ def idempotency_key(form, token, payload, header_key=None):
     return "f:" + _digest(json.dumps(payload, sort_keys=True, ensure_ascii=False))
 
 
-# -- assignment and duplicates (one function each, to be replaced by the engines) ------------------
+# -- owner, assignment rules and duplicates ----------------------------------------------------------
 
 def _active_user(user_id):
     from crm_core.users.models import User
@@ -236,12 +236,11 @@ def _active_user(user_id):
 
 
 def choose_owner(form, values):
-    """The owner of a lead this form creates.
-
-    "rules" is for the assignment rules (crm_core/assignment): until they are wired in
-    here, both choices give the target owner, or the form's owner when there is no target
-    or it is no longer an active user; when neither is, the first active administrator,
-    so that a visitor is never refused for the form's settings."""
+    """The owner a lead of this form is created with: the target owner, or the form's
+    owner when there is no target or it is no longer an active user; when neither is, the
+    first active administrator, so that a visitor is never refused for the form's settings.
+    Under "rules" this is the fallback the assignment rules then move the lead from
+    (``assign``); a lead no rule matches stays with it."""
     from crm_core.users.models import User
 
     for candidate in (form.target_owner_id, form.owner_id):
@@ -250,6 +249,18 @@ def choose_owner(form, values):
     admin = (User.alive().where((User.active == True) & (User.is_admin == True))  # noqa: E712
              .order_by(User.id).first())
     return admin.id if admin else form.owner_id
+
+
+def assign(form, lead):
+    """Under "rules", let the lead rules give the new lead (or propose an owner, by the rule
+    set's mode) and notify the new owner, inside the caller's transaction. The form asks
+    for the rules itself, so they run even when the rule set does not run on creation.
+    Returns the rules' outcome for the lead (``("assigned", owner id)`` ...), or None."""
+    if form.assign_by != "rules":
+        return None
+    from crm_core.assignment.services import apply_rules
+
+    return apply_rules("lead", [lead], actor_id=None).get(lead.id)
 
 
 def _campaign_of(form):
@@ -262,43 +273,18 @@ def _campaign_of(form):
     return None
 
 
-def _digits(phone):
-    return re.sub(r"\D", "", phone or "")
-
-
 def find_duplicate(values):
-    """("lead" | "contact", id) of an existing record with the same email or phone, or None.
+    """("lead" | "contact", id) of an existing record sharing an exact key (email, phone
+    under the duplicate rules of each object, normalised by crm_core.duplicates), or None.
 
     System-wide on purpose (a visitor is no user); who later sees the link goes through the
-    access engine. The duplicate engine (crm_core/duplicates) replaces this one function."""
-    from crm_core.accounts.models import Contact
+    access engine. A match only flags the submission: the lead is made all the same."""
+    from crm_core.duplicates.check import find_duplicates_bulk
 
-    email = (values.get("email") or "").strip().lower()
-    phone = _digits(values.get("phone") or values.get("mobile"))
-    for name, model in (("lead", Lead), ("contact", Contact)):
-        conditions = []
-        if email:
-            conditions.append(model.email == email)
-        if len(phone) >= 6:
-            # Stored phones are formatted by people ("+48 (22) 555-01-02"): the pattern
-            # "%2%2%5%5%5%0%1%0%2" finds the digits in order whatever stands between them,
-            # portably and cheaply; the digits are then compared below. No index serves a
-            # phone (a scan: see bench/); the duplicate engine brings normalised keys.
-            pattern = "%" + "%".join(phone[-9:])
-            for column in (model.phone, model.mobile):
-                conditions.append(column ** pattern)  # LIKE in SQLite, ILIKE in PostgreSQL
-        if not conditions:
-            return None
-        condition = conditions[0]
-        for more in conditions[1:]:
-            condition |= more
-        query = (model.select(model.id, model.email, model.phone, model.mobile)
-                 .where(model.deleted_at.is_null() & condition).order_by(model.id))
-        for record in query.limit(50):
-            if email and record.email == email:
-                return name, record.id
-            if any(_digits(v).endswith(phone[-9:]) for v in (record.phone, record.mobile) if v):
-                return name, record.id
+    for name in ("lead", "contact"):
+        found = find_duplicates_bulk(name, [values], actor_id=None, country=values.get("country") or None)[0]
+        if found:
+            return name, found[0]
     return None
 
 
@@ -383,14 +369,20 @@ def submit(form, payload, address, header_key=None, now=None):
             duplicate = find_duplicate(values)
             values.update({"source": form.source, "campaign_id": _campaign_of(form),
                            "owner_id": choose_owner(form, values)})
-            lead = leads.create_lead(values, actor_id=None)
-            return _store(form, key, address, payload, "lead", lead, duplicate), False
+            with unchecked():  # a visitor is never refused as a duplicate: flagged instead
+                lead = leads.create_lead(values, actor_id=None)
+            assign(form, lead)
+            submission = _store(form, key, address, payload, "lead", lead, duplicate)
     except peewee.IntegrityError:
         # The same submission, sent twice at once: the other one won; answer with its result.
         first = _first(form, key)
         if first is None:
             raise
         return first, True
+    from crm_core.notifications.services import send_soon
+
+    send_soon()  # the new owner's email, now that the lead is committed
+    return submission, False
 
 
 def submissions(form, result=None):
@@ -447,5 +439,5 @@ def snippet(form, action_url):
     return "\n".join(lines)
 
 
-__all__ = ["create_form", "update_form", "live_form", "submit", "choose_owner", "find_duplicate",
+__all__ = ["create_form", "update_form", "live_form", "submit", "choose_owner", "assign", "find_duplicate",
            "issue_token", "snippet", "submissions", "UserError"]
