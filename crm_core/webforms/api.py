@@ -26,7 +26,7 @@ public_blueprint = Blueprint("web_to_lead_api", __name__, url_prefix="/web-to-le
                              description="The public endpoint of web-to-lead forms (no sign-in).")
 
 
-class FieldSchema(Schema):
+class WebFormFieldSchema(Schema):
     name = ma.fields.String(required=True, validate=ma.validate.OneOf(services.FIELDS))
     label = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
     required = ma.fields.Boolean(load_default=False)
@@ -45,7 +45,7 @@ class WebFormSchema(RecordSchema):
     thank_you_url = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=2000))
     allowed_origins = ma.fields.List(ma.fields.String(validate=ma.validate.Length(max=300)),
                                      validate=ma.validate.Length(max=services.MAX_ORIGINS))
-    fields = ma.fields.List(ma.fields.Nested(FieldSchema), required=True,
+    fields = ma.fields.List(ma.fields.Nested(WebFormFieldSchema), required=True,
                             validate=ma.validate.Length(min=1, max=len(services.FIELDS)))
     rate_limit = ma.fields.Integer(validate=ma.validate.Range(min=1, max=10000), metadata={
         "description": "submissions per address per 10 minutes"})
@@ -56,7 +56,7 @@ class WebFormSchema(RecordSchema):
 
 class WebFormPatchSchema(WebFormSchema):
     name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
-    fields = ma.fields.List(ma.fields.Nested(FieldSchema),
+    fields = ma.fields.List(ma.fields.Nested(WebFormFieldSchema),
                             validate=ma.validate.Length(min=1, max=len(services.FIELDS)))
 
 
@@ -78,7 +78,7 @@ class SubmissionQuery(Schema):
     lang = ma.fields.String(load_default=None, load_only=True)
 
 
-class ListArgs(Schema):
+class SubmissionListArgs(Schema):
     page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=100_000))
     per_page = ma.fields.Integer(load_default=DEFAULT_PER_PAGE, validate=ma.validate.Range(min=1, max=MAX_PER_PAGE))
     lang = ma.fields.String(load_default=None, load_only=True)
@@ -86,7 +86,7 @@ class ListArgs(Schema):
 
 class PublicFormSchema(Schema):
     token = ma.fields.String(metadata={"description": f"send it back as {services.TOKEN_FIELD}"})
-    fields = ma.fields.List(ma.fields.Nested(FieldSchema))
+    fields = ma.fields.List(ma.fields.Nested(WebFormFieldSchema))
 
 
 class ReceivedSchema(Schema):
@@ -138,7 +138,7 @@ def _page(query, args):
 
 @blueprint.route("")
 class WebForms(MethodView):
-    @blueprint.arguments(ListArgs, location="query")
+    @blueprint.arguments(SubmissionListArgs, location="query")
     @blueprint.response(200, page_schema(WebFormSchema))
     def get(self, args):
         """The web forms (for those who manage them)."""
