@@ -103,3 +103,68 @@ def test_the_administrators_rules_decide_what_counts_and_nothing_is_refused(app,
     flagged = WebFormSubmission.get(WebFormSubmission.uid == again.json["id"])
     assert (flagged.duplicate_of, flagged.duplicate_id) == ("lead", old.id)
     assert Lead.select().count() == 3
+
+
+# -- custom fields of leads on a form -------------------------------------------------------------
+
+def custom_form(world, required_products=False):
+    from crm_core.customfields import services as customfields
+
+    customfields.create_field({"object": "lead", "key": "products", "type": "multi_choice",
+                               "labels": {"en": "Products", "ru": "Продукты"}, "choices": ["crm", "erp"]})
+    customfields.create_field({"object": "lead", "key": "budget", "type": "number", "labels": {"en": "Budget"}})
+    fields = [*FIELDS_ASKED, {"name": "custom.products", "label": "Products", "required": required_products},
+              {"name": "custom.budget", "label": "Budget"}]
+    response = world["client"].patch(f"/api/v1/web-forms/{world['form']['id']}", json={"fields": fields},
+                                     headers={"If-Match": f'"{world["record"].version}"'})
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+FIELDS_ASKED = [{"name": "last_name", "label": "Last name", "required": True},
+                {"name": "email", "label": "Email", "required": True}]
+
+
+def test_a_form_asks_custom_fields_and_the_lead_gets_them(app, world):
+    form = custom_form(world)
+    assert 'name="custom.products" value="erp"' in form["snippet"] and 'name="custom.budget" type="number"' in form["snippet"]
+    response = post_json(app, form, {**ANNA, "custom.products": ["erp", "crm"], "custom.budget": "1 200,50"})
+    assert response.status_code == 201, response.json
+    assert lead_of(response).custom == {"products": ["crm", "erp"], "budget": 1200.5}
+    # The plain HTML form: two boxes of one name make one answer.
+    from tests.test_webforms import post_form
+
+    posted = post_form(app, form, {"last_name": "Lis", "email": "lis@example.pl", "custom.products": ["crm", "erp"]})
+    assert posted.status_code == 303
+    assert Lead.get(Lead.last_name == "Lis").custom == {"products": ["crm", "erp"]}
+
+
+def test_bad_custom_answers_are_422_per_field_in_the_visitors_language(app, world):
+    form = custom_form(world, required_products=True)
+    response = post_json(app, form, {**ANNA, "custom.products": ["golf"], "custom.budget": "lots"},
+                         **{"Accept-Language": "ru"})
+    assert response.status_code == 422
+    fields = response.json["error"]["fields"]
+    assert set(fields) == {"custom.products", "custom.budget"}
+    assert "crm, erp" in fields["custom.products"][0] and not fields["custom.products"][0].startswith("Choose")
+    assert not fields["custom.budget"][0].startswith("Enter")  # Russian, not English
+    missing = post_json(app, form, ANNA)
+    assert missing.status_code == 422 and "custom.products" in missing.json["error"]["fields"]
+    assert Lead.select().count() == 0 and WebFormSubmission.select().count() == 0
+
+
+def test_a_form_must_ask_a_required_custom_field_and_only_known_ones(app, world):
+    from crm_core.customfields import services as customfields
+
+    customfields.create_field({"object": "lead", "key": "segment", "type": "choice", "required": True,
+                               "labels": {"en": "Segment"}, "choices": ["smb"]})
+    path = f"/api/v1/web-forms/{world['form']['id']}"
+    headers = {"If-Match": f'"{world["record"].version}"'}
+    unknown = world["client"].patch(path, json={"fields": [*FIELDS_ASKED, {"name": "custom.nothing", "label": "X"}]},
+                                    headers=headers)
+    assert unknown.status_code == 422
+    not_asked = world["client"].patch(path, json={"fields": FIELDS_ASKED}, headers=headers)
+    assert not_asked.status_code == 422 and "Segment" in str(not_asked.json)
+    asked = world["client"].patch(path, json={"fields": [*FIELDS_ASKED, {"name": "custom.segment", "label": "S",
+                                                                         "required": True}]}, headers=headers)
+    assert asked.status_code == 200, asked.json

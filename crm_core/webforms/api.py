@@ -27,7 +27,8 @@ public_blueprint = Blueprint("web_to_lead_api", __name__, url_prefix="/web-to-le
 
 
 class WebFormFieldSchema(Schema):
-    name = ma.fields.String(required=True, validate=ma.validate.OneOf(services.FIELDS))
+    # A lead field, or "custom.<key>" of a custom field of leads (checked by the service).
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100))
     label = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
     required = ma.fields.Boolean(load_default=False)
 
@@ -206,7 +207,8 @@ def _payload():
         if not isinstance(data, dict):
             raise ApiError(400, message=services.INVALID_JSON)
         return data
-    return request.form.to_dict()
+    # Several boxes of one name (a custom field of several choices): one answer, "a;b".
+    return {name: ";".join(values) if len(values) > 1 else values[0] for name, values in request.form.lists()}
 
 
 def _answer_page(form, status, message, fields=None):

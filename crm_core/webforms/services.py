@@ -79,6 +79,22 @@ def _origin(value):
     return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
+CUSTOM = "custom."  # a custom field of leads is asked as "custom.<key>"
+CUSTOM_LIMIT = 2000  # characters a visitor may send for one custom field
+
+
+def custom_specs():
+    """{"custom.<key>": spec} of the live custom fields of leads a form may ask."""
+    from crm_core.customfields.registry import definitions
+
+    return {spec.name: spec for spec in definitions("lead")}
+
+
+def askable():
+    """Every field a form may ask: the lead's own, then its custom fields."""
+    return FIELDS + tuple(custom_specs())
+
+
 def _check_fields(values, problems):
     if "fields" not in values:
         return
@@ -87,11 +103,12 @@ def _check_fields(values, problems):
         problems.add("fields", _l("Choose the fields the form asks."))
         return
     clean, seen = [], set()
+    specs = custom_specs()
     for item in asked:
         name = item.get("name") if isinstance(item, dict) else None
         label = (item.get("label") or "").strip() if isinstance(item, dict) else ""
-        if name not in FIELDS or name in seen:
-            problems.add("fields", _l("Choose among: %(choices)s.", choices=", ".join(FIELDS)))
+        if name not in FIELDS + tuple(specs) or name in seen:
+            problems.add("fields", _l("Choose among: %(choices)s.", choices=", ".join(FIELDS + tuple(specs))))
             return
         if not label or len(label) > 200:
             problems.add("fields", _l("Give every field a label of at most 200 characters."))
@@ -100,6 +117,11 @@ def _check_fields(values, problems):
         clean.append({"name": name, "label": label, "required": bool(item.get("required"))})
     if not any(f["name"] == "last_name" and f["required"] for f in clean):
         problems.add("fields", _l("A lead needs a last name: ask it, as a required field."))
+    required = {f["name"] for f in clean if f["required"]}
+    for name, spec in specs.items():
+        if spec.required and name not in required:
+            problems.add("fields", _l("A lead needs “%(field)s”: ask it, as a required field.",
+                                      field=spec.label()))
     values["fields"] = clean
 
 
@@ -312,11 +334,16 @@ def check_rate(form, address, now=None):
 def _values(form, payload):
     """The lead's values from what the visitor sent: only the asked fields, each checked
     for its size and presence; every problem at once, per field."""
+    from crm_core.customfields import validate
+
     problems = Problems()
-    values = {}
+    values, custom = {}, {}
     for field in form_fields(form):
         name = field["name"]
         raw = payload.get(name)
+        if name.startswith(CUSTOM):
+            _custom_value(field, raw, custom, problems)
+            continue
         if raw is not None and not isinstance(raw, str):
             problems.add(name, _l("Enter text."))
             continue
@@ -329,8 +356,34 @@ def _values(form, payload):
             problems.add(name, _l("This field is required."))
         elif value:
             values[name] = value
+    if custom:
+        # The custom fields' own rules (type, choices), each message in the visitor's language.
+        checked, errors = validate("lead", custom, partial=True)
+        for name, message in errors.items():
+            problems.add(name, message)
+        values["custom"] = {key: value for key, value in checked.items() if value is not None}
     problems.check()
     return values
+
+
+def _custom_value(field, raw, custom, problems):
+    """A custom field's raw answer (text, or a list of texts for several choices) into
+    ``custom``, after the form's own checks: presence and size."""
+    name = field["name"]
+    parts = raw if isinstance(raw, list) else [raw] if raw is not None else []
+    if not all(isinstance(part, str) for part in parts):
+        problems.add(name, _l("Enter text."))
+        return
+    parts = [part.strip() for part in parts if part.strip()]
+    if sum(len(part) for part in parts) > CUSTOM_LIMIT:
+        problems.add(name, _l("At most %(max)s characters.", max=CUSTOM_LIMIT))
+    elif any("\x00" in part for part in parts):
+        problems.add(name, _l("Remove the invisible control character."))
+    elif not parts:
+        if field["required"]:
+            problems.add(name, _l("This field is required."))
+    else:
+        custom[name[len(CUSTOM):]] = parts if isinstance(raw, list) else parts[0]
 
 
 def _store(form, key, address, payload, result, lead=None, duplicate=None):
@@ -423,10 +476,34 @@ def snippet(form, action_url):
              f'<form method="post" action="{escape(action_url)}" accept-charset="utf-8">',
              f'  <input type="hidden" name="{TOKEN_FIELD}" value="{escape(snippet_token(form))}">']
     kinds = {"email": "email", "phone": "tel", "mobile": "tel"}
+    specs = custom_specs()
     for field in form_fields(form):
         name, required = field["name"], " required" if field["required"] else ""
+        spec = specs.get(name)
+        if name.startswith(CUSTOM) and spec is None:
+            continue  # a custom field retired since: no longer asked
+        if spec is not None and spec.type == "multi_choice":
+            # Several boxes of one name: the endpoint joins them into one answer.
+            lines.append(f'  <fieldset><legend>{escape(field["label"])}</legend>')
+            for number, value in enumerate(spec.choice_values):
+                lines.append(f'  <label><input type="checkbox" id="crm-{name}-{number}" name="{name}" '
+                             f'value="{escape(value)}"> {escape(spec.choice_label(value))}</label><br>')
+            lines.append('  </fieldset>')
+            continue
         lines.append(f'  <p><label for="crm-{name}">{escape(field["label"])}</label><br>')
-        if name == "description":
+        if spec is not None and spec.type in ("choice", "boolean"):
+            options = (spec.choice_values if spec.type == "choice" else ("yes", "no"))
+            labels = ({value: spec.choice_label(value) for value in options} if spec.type == "choice"
+                      else {"yes": gettext("Yes"), "no": gettext("No")})
+            lines.append(f'  <select id="crm-{name}" name="{name}"{required}><option value=""></option>'
+                         + "".join(f'<option value="{escape(v)}">{escape(labels[v])}</option>' for v in options)
+                         + '</select></p>')
+        elif spec is not None:
+            kind = {"number": "number", "money": "number", "date": "date"}.get(spec.type, "text")
+            step = ' step="any"' if kind == "number" else ""
+            lines.append(f'  <input id="crm-{name}" name="{name}" type="{kind}"{step} '
+                         f'maxlength="{CUSTOM_LIMIT}"{required}></p>')
+        elif name == "description":
             lines.append(f'  <textarea id="crm-{name}" name="{name}" maxlength="{FIELD_LIMITS[name]}"'
                          f'{required}></textarea></p>')
         else:
