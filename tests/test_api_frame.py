@@ -693,3 +693,17 @@ def test_openapi_declares_the_bearer_token(document):
     notes_list = document["paths"][NOTES]["get"]
     required = notes_list.get("security", document.get("security", []))
     assert any(set(requirement) & set(bearer) for requirement in required)
+
+
+def test_every_schema_of_the_document_has_its_own_name(app, recwarn):
+    """apispec renames a schema whose name another one took ("Rule" and "Rule1"): a client
+    generated from the document would then get arbitrary names. None may clash."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        response = app.test_client().get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    assert [str(w.message) for w in caught if "Multiple schemas resolved" in str(w.message)] == []
+    names = response.json["components"]["schemas"]
+    assert "AssignmentRule" in names and "AssignmentGroup" in names and not any(n[-1].isdigit() for n in names)

@@ -40,39 +40,39 @@ def _object(name):
     return name
 
 
-class ConditionSchema(Schema):
+class AssignmentConditionSchema(Schema):
     field = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
     op = ma.fields.String(required=True, validate=ma.validate.OneOf(OPERATORS))
     value = ma.fields.Raw(load_default=None, allow_none=True)
 
 
-class RuleSchema(Schema):
+class AssignmentRuleSchema(Schema):
     id = ma.fields.Integer(dump_only=True)
     version = ma.fields.Integer(dump_only=True)
     object = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
     position = ma.fields.Integer(allow_none=True, validate=ma.validate.Range(min=0, max=2**31 - 1))
-    conditions = ma.fields.List(ma.fields.Nested(ConditionSchema), validate=ma.validate.Length(max=50))
+    conditions = ma.fields.List(ma.fields.Nested(AssignmentConditionSchema), validate=ma.validate.Length(max=50))
     owner_id = ma.fields.Integer(allow_none=True, validate=ID)
     group_id = ma.fields.Integer(allow_none=True, validate=ID)
     active = ma.fields.Boolean()
 
 
-class RulePatchSchema(RuleSchema):
+class AssignmentRulePatchSchema(AssignmentRuleSchema):
     object = ma.fields.String(dump_only=True)
     name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
 
 
-class RuleListSchema(Schema):
-    items = ma.fields.List(ma.fields.Nested(RuleSchema))
+class AssignmentRuleListSchema(Schema):
+    items = ma.fields.List(ma.fields.Nested(AssignmentRuleSchema))
 
 
-class ObjectQuerySchema(Schema):
+class AssignmentObjectQuerySchema(Schema):
     object = OBJECT
     lang = ma.fields.String(load_default=None, load_only=True)
 
 
-class RuleSetSchema(Schema):
+class AssignmentRuleSetSchema(Schema):
     object = ma.fields.String(dump_only=True)
     version = ma.fields.Integer(dump_only=True)
     mode = ma.fields.String(validate=ma.validate.OneOf(RULE_SET_MODES),
@@ -80,49 +80,49 @@ class RuleSetSchema(Schema):
     run_on_create = ma.fields.Boolean(metadata={"description": "run when a record is created without an owner"})
 
 
-class MemberSchema(Schema):
+class AssignmentMemberSchema(Schema):
     user_id = ma.fields.Integer(required=True, validate=ID)
     capacity = ma.fields.Integer(allow_none=True, load_default=None, validate=ma.validate.Range(min=0, max=10**6))
     active = ma.fields.Boolean(load_default=True)
 
 
-class GroupSchema(Schema):
+class AssignmentGroupSchema(Schema):
     id = ma.fields.Integer(dump_only=True)
     version = ma.fields.Integer(dump_only=True)
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
     capacity = ma.fields.Integer(allow_none=True, load_default=None, validate=ma.validate.Range(min=0, max=10**6),
                                  metadata={"description": "open records each member may hold"})
-    members = ma.fields.List(ma.fields.Nested(MemberSchema), load_default=list,
+    members = ma.fields.List(ma.fields.Nested(AssignmentMemberSchema), load_default=list,
                              validate=ma.validate.Length(max=500))
 
 
-class GroupPatchSchema(GroupSchema):
+class AssignmentGroupPatchSchema(AssignmentGroupSchema):
     name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
     capacity = ma.fields.Integer(allow_none=True, validate=ma.validate.Range(min=0, max=10**6))
-    members = ma.fields.List(ma.fields.Nested(MemberSchema), validate=ma.validate.Length(max=500))
+    members = ma.fields.List(ma.fields.Nested(AssignmentMemberSchema), validate=ma.validate.Length(max=500))
 
 
-class GroupListSchema(Schema):
-    items = ma.fields.List(ma.fields.Nested(GroupSchema))
+class AssignmentGroupListSchema(Schema):
+    items = ma.fields.List(ma.fields.Nested(AssignmentGroupSchema))
 
 
-class SelectionSchema(Schema):
+class AssignmentSelectionSchema(Schema):
     object = OBJECT
     ids = ma.fields.List(ma.fields.Integer(validate=ID), required=True,
                          validate=ma.validate.Length(min=1, max=services.CHUNK))
 
 
-class OutcomeSchema(Schema):
+class AssignmentOutcomeSchema(Schema):
     record_id = ma.fields.Integer()
     status = ma.fields.String(metadata={"description": "assigned, proposed, kept or unmatched"})
     owner_id = ma.fields.Integer(allow_none=True)
 
 
-class OutcomeListSchema(Schema):
-    items = ma.fields.List(ma.fields.Nested(OutcomeSchema))
+class AssignmentOutcomeListSchema(Schema):
+    items = ma.fields.List(ma.fields.Nested(AssignmentOutcomeSchema))
 
 
-class ProposalSchema(Schema):
+class AssignmentProposalSchema(Schema):
     id = ma.fields.Integer()
     object = ma.fields.String()
     record_id = ma.fields.Integer()
@@ -133,12 +133,12 @@ class ProposalSchema(Schema):
     created_at = ma.fields.DateTime()
 
 
-class ProposalListSchema(Schema):
-    items = ma.fields.List(ma.fields.Nested(ProposalSchema))
+class AssignmentProposalListSchema(Schema):
+    items = ma.fields.List(ma.fields.Nested(AssignmentProposalSchema))
     total = ma.fields.Integer()
 
 
-class DecisionSchema(Schema):
+class AssignmentDecisionSchema(Schema):
     object = OBJECT
     ids = ma.fields.List(ma.fields.Integer(validate=ID), required=True,
                          validate=ma.validate.Length(min=1, max=services.CHUNK))
@@ -147,13 +147,13 @@ class DecisionSchema(Schema):
                                  metadata={"description": "give the records to this user instead"})
 
 
-class ProgressQuerySchema(Schema):
+class AssignmentProgressQuerySchema(Schema):
     days = ma.fields.Integer(load_default=7, validate=ma.validate.Range(min=1, max=3650),
                              metadata={"description": "a new lead unchanged this long is untouched"})
     lang = ma.fields.String(load_default=None, load_only=True)
 
 
-class ProgressRowSchema(Schema):
+class AssignmentProgressRowSchema(Schema):
     user_id = ma.fields.Integer()
     name = ma.fields.String()
     assigned = ma.fields.Integer()
@@ -164,8 +164,8 @@ class ProgressRowSchema(Schema):
     untouched = ma.fields.Integer()
 
 
-class ProgressSchema(Schema):
-    items = ma.fields.List(ma.fields.Nested(ProgressRowSchema))
+class AssignmentProgressSchema(Schema):
+    items = ma.fields.List(ma.fields.Nested(AssignmentProgressRowSchema))
     days = ma.fields.Integer()
 
 
@@ -197,15 +197,15 @@ def _group(group_id):
 
 @blueprint.route("/rules")
 class Rules(MethodView):
-    @blueprint.arguments(ObjectQuerySchema, location="query")
-    @blueprint.response(200, RuleListSchema)
+    @blueprint.arguments(AssignmentObjectQuerySchema, location="query")
+    @blueprint.response(200, AssignmentRuleListSchema)
     def get(self, args):
         """The rules of an object, in the order they are tried."""
         _manager_only()
         return jsonify({"items": [rule_out(r) for r in services.rules_of(_object(args["object"]))]})
 
-    @blueprint.arguments(RuleSchema)
-    @blueprint.response(201, RuleSchema)
+    @blueprint.arguments(AssignmentRuleSchema)
+    @blueprint.response(201, AssignmentRuleSchema)
     def post(self, data):
         """A new rule: conditions on any field, and an owner or a round-robin group."""
         _manager_only()
@@ -216,8 +216,8 @@ class Rules(MethodView):
 
 @blueprint.route("/rules/<int:assignment_rule_id>")
 class Rule(MethodView):
-    @blueprint.arguments(RulePatchSchema)
-    @blueprint.response(200, RuleSchema)
+    @blueprint.arguments(AssignmentRulePatchSchema)
+    @blueprint.response(200, AssignmentRuleSchema)
     @blueprint.doc(**IF_MATCH)
     def patch(self, data, assignment_rule_id):
         """Change a rule (If-Match: its version)."""
@@ -236,15 +236,15 @@ class Rule(MethodView):
 
 @blueprint.route("/settings/<assignable_object>")
 class Settings(MethodView):
-    @blueprint.response(200, RuleSetSchema)
+    @blueprint.response(200, AssignmentRuleSetSchema)
     def get(self, assignable_object):
         """Whether the rules of an object apply at once or are proposed, and run on creation."""
         _manager_only()
         settings = services.rule_set(_object(assignable_object))
-        return with_etag(jsonify(RuleSetSchema().dump(settings)), settings)
+        return with_etag(jsonify(AssignmentRuleSetSchema().dump(settings)), settings)
 
-    @blueprint.arguments(RuleSetSchema)
-    @blueprint.response(200, RuleSetSchema)
+    @blueprint.arguments(AssignmentRuleSetSchema)
+    @blueprint.response(200, AssignmentRuleSetSchema)
     @blueprint.doc(**IF_MATCH)
     def patch(self, data, assignable_object):
         """Change the settings (If-Match: their version; "0" before they were first saved)."""
@@ -252,19 +252,19 @@ class Settings(MethodView):
         current = services.rule_set(_object(assignable_object))
         version = check_if_match(current)
         settings = services.set_rule_set(assignable_object, actor_id=current_user.id, expected_version=version, **data)
-        return with_etag(jsonify(RuleSetSchema().dump(settings)), settings)
+        return with_etag(jsonify(AssignmentRuleSetSchema().dump(settings)), settings)
 
 
 @blueprint.route("/groups")
 class Groups(MethodView):
-    @blueprint.response(200, GroupListSchema)
+    @blueprint.response(200, AssignmentGroupListSchema)
     def get(self):
         """Round-robin groups with their members in turn order."""
         _manager_only()
         return jsonify({"items": [group_out(g) for g in AssignmentGroup.select().order_by(AssignmentGroup.name)]})
 
-    @blueprint.arguments(GroupSchema)
-    @blueprint.response(201, GroupSchema)
+    @blueprint.arguments(AssignmentGroupSchema)
+    @blueprint.response(201, AssignmentGroupSchema)
     def post(self, data):
         """A new round-robin group."""
         _manager_only()
@@ -274,8 +274,8 @@ class Groups(MethodView):
 
 @blueprint.route("/groups/<int:assignment_group_id>")
 class Group(MethodView):
-    @blueprint.arguments(GroupPatchSchema)
-    @blueprint.response(200, GroupSchema)
+    @blueprint.arguments(AssignmentGroupPatchSchema)
+    @blueprint.response(200, AssignmentGroupSchema)
     @blueprint.doc(**IF_MATCH)
     def patch(self, data, assignment_group_id):
         """Change a group: name, capacity, members (If-Match: its version)."""
@@ -294,8 +294,8 @@ class Group(MethodView):
 
 @blueprint.route("/run")
 class Run(MethodView):
-    @blueprint.arguments(SelectionSchema)
-    @blueprint.response(200, OutcomeListSchema)
+    @blueprint.arguments(AssignmentSelectionSchema)
+    @blueprint.response(200, AssignmentOutcomeListSchema)
     def post(self, data):
         """Run the rules over a selection: 404 when one record is not readable, 403 when the
         caller may not give one away; nothing is written then."""
@@ -331,20 +331,20 @@ def proposal_items(name, proposals):
 
 @blueprint.route("/proposals")
 class Proposals(MethodView):
-    @blueprint.arguments(ObjectQuerySchema, location="query")
-    @blueprint.response(200, ProposalListSchema)
+    @blueprint.arguments(AssignmentObjectQuerySchema, location="query")
+    @blueprint.response(200, AssignmentProposalListSchema)
     def get(self, args):
         """Pending proposals of records the caller may give away, oldest first (at most 500)."""
         name = _object(args["object"])
         query = services.proposals_query(current_user.id, name)
         items = proposal_items(name, list(query.limit(services.CHUNK)))
-        return jsonify({"items": ProposalSchema(many=True).dump(items), "total": query.count()})
+        return jsonify({"items": AssignmentProposalSchema(many=True).dump(items), "total": query.count()})
 
 
 @blueprint.route("/proposals/decide")
 class Decide(MethodView):
-    @blueprint.arguments(DecisionSchema)
-    @blueprint.response(200, ProposalListSchema)
+    @blueprint.arguments(AssignmentDecisionSchema)
+    @blueprint.response(200, AssignmentProposalListSchema)
     def post(self, data):
         """Confirm proposals (to the proposed owner, or to owner_id), or reject them, all or
         none: 404 when one is not among the caller's."""
@@ -355,13 +355,13 @@ class Decide(MethodView):
             raise ApiError(404)
         items = [{"id": p.id, "object": name, "record_id": p.record_id, "proposed_owner_id": p.proposed_owner_id,
                   "rule_id": p.rule_id, "created_at": p.created_at} for p in decided]
-        return jsonify({"items": ProposalSchema(many=True).dump(items), "total": len(decided)})
+        return jsonify({"items": AssignmentProposalSchema(many=True).dump(items), "total": len(decided)})
 
 
 @blueprint.route("/progress")
 class Progress(MethodView):
-    @blueprint.arguments(ProgressQuerySchema, location="query")
-    @blueprint.response(200, ProgressSchema)
+    @blueprint.arguments(AssignmentProgressQuerySchema, location="query")
+    @blueprint.response(200, AssignmentProgressSchema)
     def get(self, args):
         """Per rep below the caller: leads held, by status, and new ones untouched for ``days``."""
         if not engine().object_permissions(current_user.id, "lead").read:

@@ -93,10 +93,9 @@ class Proposer:
                 if field not in fields:
                     fields.append(field)
         self.getters = [next(get for rule in rules for f, get, _ in rule.parts if f == field) for field in fields]
-        from crm_core.assignment.conditions import FIELD_GETTERS
+        from crm_core.assignment.conditions import is_special
 
-        special = FIELD_GETTERS.get(object_name, {})
-        self.plain_fields = None if any(field in special for field in fields) else fields
+        self.plain_fields = None if any(is_special(object_name, field) for field in fields) else fields
         for rule in rules:
             rule.parts = [(fields.index(field), test) for field, _, test in rule.parts]
         self.rules = rules

@@ -28,12 +28,17 @@ class Assignable:
 
     @property
     def fields(self):
-        """The fields rules may test: the model's columns (references by their ``_id``)."""
+        """The fields rules may test: the model's columns (references by their ``_id``),
+        then the object's custom fields as ``custom.<key>``."""
+        from crm_core.assignment.conditions import custom_fields
+
         names = []
         for name, field in self.model._meta.fields.items():
-            if name in BOOKKEEPING or name == "owner_id":
+            if name in BOOKKEEPING or name in ("owner_id", "custom"):
                 continue
             names.append(field.column_name if hasattr(field, "rel_model") else name)
+        if "custom" in self.model._meta.fields:
+            names.extend(custom_fields(self.name))
         return names
 
 

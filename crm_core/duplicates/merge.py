@@ -58,11 +58,19 @@ def may_merge(actor_id, survivor, other):
     return access.can(actor_id, survivor, "update") and access.can(actor_id, other, "delete")
 
 
+def custom_names(object_name):
+    """The ``custom.<key>`` names of the object's live custom fields: a merge may take
+    them from the other record like its own fields."""
+    from crm_core.customfields.registry import definitions
+
+    return [spec.name for spec in definitions(object_name)]
+
+
 def check_merge(object_name, survivor, other, take):
     spec = spec_of(object_name)
     if survivor.id == other.id:
         raise UserError(_l("Choose another record to merge with."), field="other_id")
-    unknown = sorted(set(take) - set(spec.mergeable))
+    unknown = sorted(set(take) - set(spec.mergeable) - set(custom_names(object_name)))
     if unknown:
         raise UserError(_l("These fields cannot be taken from the other record: %(fields)s.",
                            fields=", ".join(unknown)), field="take")
@@ -92,8 +100,8 @@ def _above(survivor, other, link):
 
 def merge(object_name, survivor, other, actor_id=None, survivor_version=None, other_version=None,
           take=()):
-    """Merge ``other`` into ``survivor``; ``take`` names the fields (API names) whose value
-    comes from ``other``. The caller checked ``may_merge``. Returns what changed on the
+    """Merge ``other`` into ``survivor``; ``take`` names the fields (API names, custom
+    fields as ``custom.<key>``) whose value comes from ``other``. The caller checked ``may_merge``. Returns what changed on the
     survivor. A stale version of either record is a ``VersionConflict`` with nothing written."""
     from crm_core.duplicates.models import DuplicatePair
     from crm_core.org.models import RecordShare
@@ -106,7 +114,11 @@ def merge(object_name, survivor, other, actor_id=None, survivor_version=None, ot
     spec = spec_of(object_name)
     model = type(survivor)
     other_values = values_of(other)
-    changes = {name: other_values[name] for name in take}
+    changes = {name: other_values[name] for name in take if not name.startswith("custom.")}
+    custom = {name.removeprefix("custom."): (other.custom or {}).get(name.removeprefix("custom."))
+              for name in take if name.startswith("custom.")}
+    if custom:  # through the service: converted, checked, written with history per field
+        changes["custom"] = custom
     with database.atomic(), unchecked():
         if object_name == "account" and survivor.parent_id == other.id and "parent_id" not in take:
             # The survivor was in the other's group: it takes the other's place in it.

@@ -139,7 +139,9 @@ def merge(name, survivor_id, other_id):
     kind, survivor, other = _merge_records(name, survivor_id, other_id)
     levels = pages.levels_of(kind)
     spec = rules.spec_of(name)
-    inputs = [i for i in kind.inputs if i.name in spec.mergeable and levels.get(i.name, FIELD_EDIT) > FIELD_HIDDEN]
+    # The object's own mergeable fields, then its custom fields; a hidden one is never shown.
+    inputs = [i for i in pages.inputs_of(kind) if (i.name in spec.mergeable or i.name.startswith("custom."))
+              and levels.get(i.name, FIELD_EDIT) > FIELD_HIDDEN]
     can_transfer = engine().can(current_user.id, survivor, "transfer")
     choosable = {i.name for i in inputs if levels.get(i.name, FIELD_EDIT) >= FIELD_EDIT
                  and (i.name != "owner_id" or can_transfer)}

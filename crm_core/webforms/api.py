@@ -26,8 +26,9 @@ public_blueprint = Blueprint("web_to_lead_api", __name__, url_prefix="/web-to-le
                              description="The public endpoint of web-to-lead forms (no sign-in).")
 
 
-class FieldSchema(Schema):
-    name = ma.fields.String(required=True, validate=ma.validate.OneOf(services.FIELDS))
+class WebFormFieldSchema(Schema):
+    # A lead field, or "custom.<key>" of a custom field of leads (checked by the service).
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100))
     label = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
     required = ma.fields.Boolean(load_default=False)
 
@@ -45,7 +46,7 @@ class WebFormSchema(RecordSchema):
     thank_you_url = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=2000))
     allowed_origins = ma.fields.List(ma.fields.String(validate=ma.validate.Length(max=300)),
                                      validate=ma.validate.Length(max=services.MAX_ORIGINS))
-    fields = ma.fields.List(ma.fields.Nested(FieldSchema), required=True,
+    fields = ma.fields.List(ma.fields.Nested(WebFormFieldSchema), required=True,
                             validate=ma.validate.Length(min=1, max=len(services.FIELDS)))
     rate_limit = ma.fields.Integer(validate=ma.validate.Range(min=1, max=10000), metadata={
         "description": "submissions per address per 10 minutes"})
@@ -56,7 +57,7 @@ class WebFormSchema(RecordSchema):
 
 class WebFormPatchSchema(WebFormSchema):
     name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
-    fields = ma.fields.List(ma.fields.Nested(FieldSchema),
+    fields = ma.fields.List(ma.fields.Nested(WebFormFieldSchema),
                             validate=ma.validate.Length(min=1, max=len(services.FIELDS)))
 
 
@@ -78,7 +79,7 @@ class SubmissionQuery(Schema):
     lang = ma.fields.String(load_default=None, load_only=True)
 
 
-class ListArgs(Schema):
+class SubmissionListArgs(Schema):
     page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=100_000))
     per_page = ma.fields.Integer(load_default=DEFAULT_PER_PAGE, validate=ma.validate.Range(min=1, max=MAX_PER_PAGE))
     lang = ma.fields.String(load_default=None, load_only=True)
@@ -86,7 +87,7 @@ class ListArgs(Schema):
 
 class PublicFormSchema(Schema):
     token = ma.fields.String(metadata={"description": f"send it back as {services.TOKEN_FIELD}"})
-    fields = ma.fields.List(ma.fields.Nested(FieldSchema))
+    fields = ma.fields.List(ma.fields.Nested(WebFormFieldSchema))
 
 
 class ReceivedSchema(Schema):
@@ -138,7 +139,7 @@ def _page(query, args):
 
 @blueprint.route("")
 class WebForms(MethodView):
-    @blueprint.arguments(ListArgs, location="query")
+    @blueprint.arguments(SubmissionListArgs, location="query")
     @blueprint.response(200, page_schema(WebFormSchema))
     def get(self, args):
         """The web forms (for those who manage them)."""
@@ -206,7 +207,8 @@ def _payload():
         if not isinstance(data, dict):
             raise ApiError(400, message=services.INVALID_JSON)
         return data
-    return request.form.to_dict()
+    # Several boxes of one name (a custom field of several choices): one answer, "a;b".
+    return {name: ";".join(values) if len(values) > 1 else values[0] for name, values in request.form.lists()}
 
 
 def _answer_page(form, status, message, fields=None):

@@ -17,7 +17,6 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import time
 from urllib.parse import urlsplit
@@ -26,6 +25,7 @@ import peewee
 from flask_babel import lazy_gettext as _l
 
 from crm_core.db import database, utcnow
+from crm_core.duplicates.check import unchecked
 from crm_core.errors import UserError
 from crm_core.leads import services as leads
 from crm_core.leads.models import LEAD_SOURCES, Lead
@@ -79,6 +79,22 @@ def _origin(value):
     return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
+CUSTOM = "custom."  # a custom field of leads is asked as "custom.<key>"
+CUSTOM_LIMIT = 2000  # characters a visitor may send for one custom field
+
+
+def custom_specs():
+    """{"custom.<key>": spec} of the live custom fields of leads a form may ask."""
+    from crm_core.customfields.registry import definitions
+
+    return {spec.name: spec for spec in definitions("lead")}
+
+
+def askable():
+    """Every field a form may ask: the lead's own, then its custom fields."""
+    return FIELDS + tuple(custom_specs())
+
+
 def _check_fields(values, problems):
     if "fields" not in values:
         return
@@ -87,11 +103,12 @@ def _check_fields(values, problems):
         problems.add("fields", _l("Choose the fields the form asks."))
         return
     clean, seen = [], set()
+    specs = custom_specs()
     for item in asked:
         name = item.get("name") if isinstance(item, dict) else None
         label = (item.get("label") or "").strip() if isinstance(item, dict) else ""
-        if name not in FIELDS or name in seen:
-            problems.add("fields", _l("Choose among: %(choices)s.", choices=", ".join(FIELDS)))
+        if name not in FIELDS + tuple(specs) or name in seen:
+            problems.add("fields", _l("Choose among: %(choices)s.", choices=", ".join(FIELDS + tuple(specs))))
             return
         if not label or len(label) > 200:
             problems.add("fields", _l("Give every field a label of at most 200 characters."))
@@ -100,6 +117,11 @@ def _check_fields(values, problems):
         clean.append({"name": name, "label": label, "required": bool(item.get("required"))})
     if not any(f["name"] == "last_name" and f["required"] for f in clean):
         problems.add("fields", _l("A lead needs a last name: ask it, as a required field."))
+    required = {f["name"] for f in clean if f["required"]}
+    for name, spec in specs.items():
+        if spec.required and name not in required:
+            problems.add("fields", _l("A lead needs “%(field)s”: ask it, as a required field.",
+                                      field=spec.label()))
     values["fields"] = clean
 
 
@@ -227,7 +249,7 @@ def idempotency_key(form, token, payload, header_key=None):
     return "f:" + _digest(json.dumps(payload, sort_keys=True, ensure_ascii=False))
 
 
-# -- assignment and duplicates (one function each, to be replaced by the engines) ------------------
+# -- owner, assignment rules and duplicates ----------------------------------------------------------
 
 def _active_user(user_id):
     from crm_core.users.models import User
@@ -236,12 +258,11 @@ def _active_user(user_id):
 
 
 def choose_owner(form, values):
-    """The owner of a lead this form creates.
-
-    "rules" is for the assignment rules (crm_core/assignment): until they are wired in
-    here, both choices give the target owner, or the form's owner when there is no target
-    or it is no longer an active user; when neither is, the first active administrator,
-    so that a visitor is never refused for the form's settings."""
+    """The owner a lead of this form is created with: the target owner, or the form's
+    owner when there is no target or it is no longer an active user; when neither is, the
+    first active administrator, so that a visitor is never refused for the form's settings.
+    Under "rules" this is the fallback the assignment rules then move the lead from
+    (``assign``); a lead no rule matches stays with it."""
     from crm_core.users.models import User
 
     for candidate in (form.target_owner_id, form.owner_id):
@@ -250,6 +271,18 @@ def choose_owner(form, values):
     admin = (User.alive().where((User.active == True) & (User.is_admin == True))  # noqa: E712
              .order_by(User.id).first())
     return admin.id if admin else form.owner_id
+
+
+def assign(form, lead):
+    """Under "rules", let the lead rules give the new lead (or propose an owner, by the rule
+    set's mode) and notify the new owner, inside the caller's transaction. The form asks
+    for the rules itself, so they run even when the rule set does not run on creation.
+    Returns the rules' outcome for the lead (``("assigned", owner id)`` ...), or None."""
+    if form.assign_by != "rules":
+        return None
+    from crm_core.assignment.services import apply_rules
+
+    return apply_rules("lead", [lead], actor_id=None).get(lead.id)
 
 
 def _campaign_of(form):
@@ -262,43 +295,18 @@ def _campaign_of(form):
     return None
 
 
-def _digits(phone):
-    return re.sub(r"\D", "", phone or "")
-
-
 def find_duplicate(values):
-    """("lead" | "contact", id) of an existing record with the same email or phone, or None.
+    """("lead" | "contact", id) of an existing record sharing an exact key (email, phone
+    under the duplicate rules of each object, normalised by crm_core.duplicates), or None.
 
     System-wide on purpose (a visitor is no user); who later sees the link goes through the
-    access engine. The duplicate engine (crm_core/duplicates) replaces this one function."""
-    from crm_core.accounts.models import Contact
+    access engine. A match only flags the submission: the lead is made all the same."""
+    from crm_core.duplicates.check import find_duplicates_bulk
 
-    email = (values.get("email") or "").strip().lower()
-    phone = _digits(values.get("phone") or values.get("mobile"))
-    for name, model in (("lead", Lead), ("contact", Contact)):
-        conditions = []
-        if email:
-            conditions.append(model.email == email)
-        if len(phone) >= 6:
-            # Stored phones are formatted by people ("+48 (22) 555-01-02"): the pattern
-            # "%2%2%5%5%5%0%1%0%2" finds the digits in order whatever stands between them,
-            # portably and cheaply; the digits are then compared below. No index serves a
-            # phone (a scan: see bench/); the duplicate engine brings normalised keys.
-            pattern = "%" + "%".join(phone[-9:])
-            for column in (model.phone, model.mobile):
-                conditions.append(column ** pattern)  # LIKE in SQLite, ILIKE in PostgreSQL
-        if not conditions:
-            return None
-        condition = conditions[0]
-        for more in conditions[1:]:
-            condition |= more
-        query = (model.select(model.id, model.email, model.phone, model.mobile)
-                 .where(model.deleted_at.is_null() & condition).order_by(model.id))
-        for record in query.limit(50):
-            if email and record.email == email:
-                return name, record.id
-            if any(_digits(v).endswith(phone[-9:]) for v in (record.phone, record.mobile) if v):
-                return name, record.id
+    for name in ("lead", "contact"):
+        found = find_duplicates_bulk(name, [values], actor_id=None, country=values.get("country") or None)[0]
+        if found:
+            return name, found[0]
     return None
 
 
@@ -326,11 +334,16 @@ def check_rate(form, address, now=None):
 def _values(form, payload):
     """The lead's values from what the visitor sent: only the asked fields, each checked
     for its size and presence; every problem at once, per field."""
+    from crm_core.customfields import validate
+
     problems = Problems()
-    values = {}
+    values, custom = {}, {}
     for field in form_fields(form):
         name = field["name"]
         raw = payload.get(name)
+        if name.startswith(CUSTOM):
+            _custom_value(field, raw, custom, problems)
+            continue
         if raw is not None and not isinstance(raw, str):
             problems.add(name, _l("Enter text."))
             continue
@@ -343,8 +356,34 @@ def _values(form, payload):
             problems.add(name, _l("This field is required."))
         elif value:
             values[name] = value
+    if custom:
+        # The custom fields' own rules (type, choices), each message in the visitor's language.
+        checked, errors = validate("lead", custom, partial=True)
+        for name, message in errors.items():
+            problems.add(name, message)
+        values["custom"] = {key: value for key, value in checked.items() if value is not None}
     problems.check()
     return values
+
+
+def _custom_value(field, raw, custom, problems):
+    """A custom field's raw answer (text, or a list of texts for several choices) into
+    ``custom``, after the form's own checks: presence and size."""
+    name = field["name"]
+    parts = raw if isinstance(raw, list) else [raw] if raw is not None else []
+    if not all(isinstance(part, str) for part in parts):
+        problems.add(name, _l("Enter text."))
+        return
+    parts = [part.strip() for part in parts if part.strip()]
+    if sum(len(part) for part in parts) > CUSTOM_LIMIT:
+        problems.add(name, _l("At most %(max)s characters.", max=CUSTOM_LIMIT))
+    elif any("\x00" in part for part in parts):
+        problems.add(name, _l("Remove the invisible control character."))
+    elif not parts:
+        if field["required"]:
+            problems.add(name, _l("This field is required."))
+    else:
+        custom[name[len(CUSTOM):]] = parts if isinstance(raw, list) else parts[0]
 
 
 def _store(form, key, address, payload, result, lead=None, duplicate=None):
@@ -383,14 +422,20 @@ def submit(form, payload, address, header_key=None, now=None):
             duplicate = find_duplicate(values)
             values.update({"source": form.source, "campaign_id": _campaign_of(form),
                            "owner_id": choose_owner(form, values)})
-            lead = leads.create_lead(values, actor_id=None)
-            return _store(form, key, address, payload, "lead", lead, duplicate), False
+            with unchecked():  # a visitor is never refused as a duplicate: flagged instead
+                lead = leads.create_lead(values, actor_id=None)
+            assign(form, lead)
+            submission = _store(form, key, address, payload, "lead", lead, duplicate)
     except peewee.IntegrityError:
         # The same submission, sent twice at once: the other one won; answer with its result.
         first = _first(form, key)
         if first is None:
             raise
         return first, True
+    from crm_core.notifications.services import send_soon
+
+    send_soon()  # the new owner's email, now that the lead is committed
+    return submission, False
 
 
 def submissions(form, result=None):
@@ -431,10 +476,34 @@ def snippet(form, action_url):
              f'<form method="post" action="{escape(action_url)}" accept-charset="utf-8">',
              f'  <input type="hidden" name="{TOKEN_FIELD}" value="{escape(snippet_token(form))}">']
     kinds = {"email": "email", "phone": "tel", "mobile": "tel"}
+    specs = custom_specs()
     for field in form_fields(form):
         name, required = field["name"], " required" if field["required"] else ""
+        spec = specs.get(name)
+        if name.startswith(CUSTOM) and spec is None:
+            continue  # a custom field retired since: no longer asked
+        if spec is not None and spec.type == "multi_choice":
+            # Several boxes of one name: the endpoint joins them into one answer.
+            lines.append(f'  <fieldset><legend>{escape(field["label"])}</legend>')
+            for number, value in enumerate(spec.choice_values):
+                lines.append(f'  <label><input type="checkbox" id="crm-{name}-{number}" name="{name}" '
+                             f'value="{escape(value)}"> {escape(spec.choice_label(value))}</label><br>')
+            lines.append('  </fieldset>')
+            continue
         lines.append(f'  <p><label for="crm-{name}">{escape(field["label"])}</label><br>')
-        if name == "description":
+        if spec is not None and spec.type in ("choice", "boolean"):
+            options = (spec.choice_values if spec.type == "choice" else ("yes", "no"))
+            labels = ({value: spec.choice_label(value) for value in options} if spec.type == "choice"
+                      else {"yes": gettext("Yes"), "no": gettext("No")})
+            lines.append(f'  <select id="crm-{name}" name="{name}"{required}><option value=""></option>'
+                         + "".join(f'<option value="{escape(v)}">{escape(labels[v])}</option>' for v in options)
+                         + '</select></p>')
+        elif spec is not None:
+            kind = {"number": "number", "money": "number", "date": "date"}.get(spec.type, "text")
+            step = ' step="any"' if kind == "number" else ""
+            lines.append(f'  <input id="crm-{name}" name="{name}" type="{kind}"{step} '
+                         f'maxlength="{CUSTOM_LIMIT}"{required}></p>')
+        elif name == "description":
             lines.append(f'  <textarea id="crm-{name}" name="{name}" maxlength="{FIELD_LIMITS[name]}"'
                          f'{required}></textarea></p>')
         else:
@@ -447,5 +516,5 @@ def snippet(form, action_url):
     return "\n".join(lines)
 
 
-__all__ = ["create_form", "update_form", "live_form", "submit", "choose_owner", "find_duplicate",
+__all__ = ["create_form", "update_form", "live_form", "submit", "choose_owner", "assign", "find_duplicate",
            "issue_token", "snippet", "submissions", "UserError"]

@@ -41,10 +41,15 @@ def _form_or_404(form_id):
     return form
 
 
+def field_labels():
+    """The label of every field a form may ask, custom fields of leads included."""
+    return {**FIELD_LABELS, **{name: spec.label() for name, spec in services.custom_specs().items()}}
+
+
 def _values_from(form_data, editing):
     """What the page's inputs say, as the service's values."""
     asked = []
-    for name in services.FIELDS:
+    for name in services.askable():
         if form_data.get(f"ask_{name}"):
             asked.append({"name": name, "label": form_data.get(f"label_{name}", "").strip(),
                           "required": bool(form_data.get(f"required_{name}"))})
@@ -93,7 +98,7 @@ def _typed(form_data):
 def _edit_page(record, shown, errors=None, status=200, conflict=False):
     return render_template(
         "crm_core/webforms/form.html", record=record, shown=shown, errors=errors or {},
-        field_names=services.FIELDS, field_labels=FIELD_LABELS, assign_choices=ASSIGN_CHOICES,
+        field_names=services.askable(), field_labels=field_labels(), assign_choices=ASSIGN_CHOICES,
         people=people(), campaigns=campaign_choices(), sources=SOURCES, conflict=conflict), status
 
 
@@ -146,7 +151,7 @@ def detail(form_id):
     rows = [(s, json.loads(s.payload), services.visible_link(s, current_user.id))
             for s in query.limit(SHOWN_SUBMISSIONS)]
     return render_template("crm_core/webforms/detail.html", form=form, fields=services.form_fields(form),
-                           field_labels=FIELD_LABELS, assign_choices=dict(ASSIGN_CHOICES),
+                           field_labels=field_labels(), assign_choices=dict(ASSIGN_CHOICES),
                            sources=dict(SOURCES), people=dict(people()), campaigns=dict(campaign_choices()),
                            action=action_url(form), snippet=services.snippet(form, action_url(form)),
                            rows=rows, total=query.count(), result=result, result_labels=RESULT_LABELS)
