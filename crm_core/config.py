@@ -114,6 +114,15 @@ def _timezone(value):
     return value
 
 
+def _currency(value):
+    from crm_core.money import _CURRENCIES
+
+    value = _text(value).upper()
+    if value not in _CURRENCIES:
+        raise ValueError("expected a three-letter ISO 4217 currency code such as USD, VND or PLN")
+    return value
+
+
 def _path(value):
     return str(Path(_text(value)).expanduser())
 
@@ -173,6 +182,8 @@ SPECS = {
         SettingSpec("CRM_DEFAULT_LOCALE", _choice(LOCALES), "en",
                     "language when nothing else decides: " + ", ".join(LOCALES)),
         SettingSpec("CRM_TIMEZONE", _timezone, "UTC", "the company's time zone"),
+        SettingSpec("CRM_CURRENCY", _currency, "USD",
+                    "the company's currency: new amounts default to it, and converted totals use it"),
         SettingSpec("CRM_TRACE_HOOKS", _bool, False, "log every hook call and its result"),
         # Python objects only: fixture plugins in tests, applications embedding the CRM.
         SettingSpec("CRM_EXTRA_PLUGINS", lambda v: dict(v), {},

@@ -26,8 +26,10 @@ def crm_register_models(app):
     from crm_core.assignment.models import (AssignmentGroup, AssignmentGroupMember, AssignmentProposal,
                                             AssignmentRule, AssignmentRuleSet)
     from crm_core.notifications.models import Notification
+    from crm_core.opportunities.models import (LostReason, Opportunity, OpportunityMember, Pipeline,
+                                               Stage, StageChange)
 
-    return [CustomField, Segment, User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
+    return [Pipeline, Stage, LostReason, Opportunity, OpportunityMember, StageChange, CustomField, Segment, User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
             RolePermission, UserRole, AccessDefault, SharingRule, RecordShare, FieldRule,
             FieldHistory, SecurityEvent, RecycleGroup, RecycleItem, RoleGrant, Account, Contact,
             Campaign, Lead, DuplicateSetting, MatchKey, DuplicatePair,
@@ -44,9 +46,12 @@ def crm_register_access_objects(app):
     from crm_core.permissions import AccessObject, ChildLink
 
     from crm_core.leads.models import Campaign, Lead
+    from crm_core.opportunities.models import Opportunity
 
-    # Who can read a contact can read its account (the implicit parent read).
-    return [AccessObject("account", Account, _l("Account"), children=(ChildLink("contact", "account_id"),)),
+    # Who can read a contact or an opportunity can read its account (the implicit parent read).
+    return [AccessObject("account", Account, _l("Account"), children=(
+                ChildLink("contact", "account_id"), ChildLink("opportunity", "account_id"))),
+            AccessObject("opportunity", Opportunity, _l("Opportunity")),
             AccessObject("contact", Contact, _l("Contact")),
             AccessObject("lead", Lead, _l("Lead")),
             AccessObject("campaign", Campaign, _l("Campaign"))]
@@ -214,3 +219,24 @@ def crm_register_permissions(app):
             Permission("webforms.manage", _l("Manage web-to-lead forms"), roles=("administrator",)),
             Permission("assignment.manage", _l("Manage assignment rules and round-robin groups"),
                        roles=("sales_manager",))]
+
+
+@hookimpl
+def crm_register_pipelines(app):
+    from crm_core.opportunities.pipelines import core_pipelines
+
+    return core_pipelines()
+
+
+@hookimpl
+def crm_access_grants(app, actor, object):
+    from crm_core.opportunities.access import team_grants
+
+    return team_grants(actor, object)
+
+
+@hookimpl
+def crm_access_record_grants(app, actor, object, record):
+    from crm_core.opportunities.access import team_record_grants
+
+    return team_record_grants(actor, object, record)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
     from crm_core.jobs import TaskSpec
     from crm_core.migrator import MigrationSource
+    from crm_core.opportunities.pipelines import PipelineSpec
     from crm_core.permissions import AccessObject, Permission, QueryGrant, Reason
     from crm_core.web.slots import MenuItem
 
@@ -176,6 +177,62 @@ def crm_records_merged(app: "flask.Flask", object: str, survivor: Any, merged: A
     Called inside the merge's transaction, after the core re-parented its own records and
     before ``merged`` goes to the recycle bin, so a plugin's re-parenting commits or rolls
     back with the merge. Results are ignored; an exception rolls the whole merge back.
+    """
+
+
+# -- stages: pipelines, stage gates, transitions -------------------------------------------
+
+@hookspec
+def crm_register_pipelines(app: "flask.Flask") -> "list[PipelineSpec]":
+    """Return the sales processes the plugin contributes
+    (``crm_core.opportunities.PipelineSpec(key, name, stages=[StageSpec(key, name,
+    probability, kind)])``). ``kind`` is ``open``, ``won`` or ``lost``; a pipeline needs at
+    least one open stage and one won stage.
+
+    Called once while the app is created; a pipeline key registered twice is an error and a
+    plugin's keys must start with ``<plugin>.``. The pipelines are written to the database
+    when first needed (after migrations); an administrator may rename them and their stages,
+    change probabilities and add stages, but cannot delete them while the plugin is on.
+    """
+
+
+@hookspec
+def crm_stage_transition_check(app: "flask.Flask", actor_id: "int | None", opportunity: Any,
+                               from_stage: Any, to_stage: Any,
+                               values: "dict[str, Any]") -> "list[tuple[str, Any]]":
+    """Return the unmet requirements of moving ``opportunity`` from ``from_stage`` (None
+    for a new opportunity) into ``to_stage`` as ``(field, message)`` pairs: ``field`` is
+    the API name of the opportunity field at fault (``amount``, ``custom.budget``) or
+    ``stage_id`` for a requirement that is no field; ``message`` is a translatable string
+    (``lazy_gettext``), shown in the user's language.
+
+    ``values`` holds the opportunity's values as they would be after the change (API
+    names), so a check can accept a field filled in the same request. Called before
+    anything is written, for every stage change: form, board, API, import, bulk edit,
+    conversion. Results of every plugin are collected (the core's own stage gates are an
+    implementation of this hook); any requirement stops the move and nothing is written.
+    """
+
+
+@hookspec
+def crm_stage_transition(app: "flask.Flask", actor_id: "int | None", opportunity: Any,
+                         from_stage: Any, to_stage: Any) -> None:
+    """Called inside the transaction of a stage move, after the opportunity and its stage
+    history are written and before the commit: work that must commit or roll back with
+    the move (a plugin's own row, a derived record).
+
+    Implement it as a wrapper (``@hookimpl(wrapper=True)``, ``yield``) to run code before
+    and after the other implementations in the same transaction. Results are ignored; an
+    exception rolls the whole move back and reaches the caller.
+    """
+
+
+@hookspec
+def crm_stage_changed(app: "flask.Flask", actor_id: "int | None", opportunity: Any,
+                      from_stage: Any, to_stage: Any) -> None:
+    """Notification: ``opportunity`` moved from ``from_stage`` (None when it was created)
+    into ``to_stage``; called after the commit, so the move is final. Results are
+    ignored; an exception is logged and does not undo the move.
     """
 
 

@@ -215,6 +215,25 @@ def make_user(email=None, name=None, password=DEFAULT_PASSWORD, is_admin=False, 
                        locale=locale, timezone=timezone)
 
 
+def make_sales_team(roles=("sales_rep",)):
+    """The usual little organisation of the tests (inside an app context): Maria heads
+    "Sales" with Rita in it; Bob is in "Other". Returns {"maria", "rita", "bob"}."""
+    from flask import g
+
+    from crm_core.org import services as org
+
+    people = {n: make_user(f"{n}@example.com", n.title()) for n in ("maria", "rita", "bob")}
+    for user in people.values():
+        org.set_roles(user, list(roles))
+    sales = org.create_department("Sales", head=people["maria"].id)
+    other = org.create_department("Other")
+    org.place_user(people["maria"], sales.id)
+    org.place_user(people["rita"], sales.id)
+    org.place_user(people["bob"], other.id)
+    g.pop("_crm_access", None)  # the organisation changed: forget this context's answers
+    return people
+
+
 def api_client(app, user=None):
     """A test client that sends an API token of ``user`` (a new administrator when None)."""
     from crm_core.users.services import issue_token

@@ -132,13 +132,19 @@ def handle_field_value(error):
     return handle_http_exception(ApiError(422, fields={error.field: [str(error.message)]}))
 
 
+def _messages(message):
+    """A field's messages: one, or several kept apart (every unmet stage requirement)."""
+    return [str(m) for m in getattr(message, "messages", None) or [message]]
+
+
 def handle_user_error(error):
     """A change a service refused: every input's message, in the caller's language."""
     status = 409 if error.code in UserError.CONFLICTS else 422
     extra = getattr(error, "extra", None)
+    own_message = extra or getattr(error, "show_message", False)
     response = handle_http_exception(ApiError(status, None if error.code == "invalid" else error.code,
-                                              message=error.message if extra else None,
-                                              fields={f: [str(m)] for f, m in error.fields.items()}))
+                                              message=error.message if own_message else None,
+                                              fields={f: _messages(m) for f, m in error.fields.items()}))
     if extra and is_api_request():
         # Beside the error, what the client needs to resolve it (the possible duplicates).
         response.set_data(json.dumps({**response.get_json(), **extra}, ensure_ascii=False))
