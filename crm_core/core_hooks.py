@@ -188,6 +188,7 @@ def crm_register_tasks(app):
     from crm_core.imports.services import run_import
     from crm_core.recycle.services import purge_expired
     from crm_core.duplicates.scan import scan as scan_duplicates
+    from crm_core.duplicates.keys import store_name_keys
 
     from crm_core.notifications.services import send_pending_emails
 
@@ -196,6 +197,8 @@ def crm_register_tasks(app):
             TaskSpec("purge_recycle_bin", purge_expired, schedule=crontab(minute="37", hour="3")),
             TaskSpec("run_import", run_import),
             TaskSpec("scan_duplicates", scan_duplicates),
+            # After a bulk import: the name keys of its new records.
+            TaskSpec("store_name_keys", store_name_keys),
             # Queued after each change that notifies; the sweep sends what a change made
             # inside a longer transaction (or what failed and waits for another try).
             TaskSpec("send_notification_emails", send_pending_emails),

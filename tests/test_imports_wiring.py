@@ -147,6 +147,28 @@ def test_new_rows_get_their_match_keys(app, team):
         sorted(lead.id for lead in Lead.select())]
 
 
+def test_the_name_keys_of_imported_rows_follow_in_a_job_that_can_run_again(app, team):
+    from crm_core.duplicates.check import find_duplicates
+    from crm_core.duplicates.keys import store_name_keys
+    from crm_core.duplicates import rules
+
+    rules.save_settings("lead", "warn", list(rules.spec_of("lead").default_rules))
+    run = run_import(team["rita"], [["first_name", "last_name", "company"],
+                                    ["Jan", "Kowalski", "Budimex"], ["Anna", "Nowak", "Orlen"]])
+    assert run.created_count == 2
+    ids = sorted(lead.id for lead in Lead.select())
+    blocks = list(MatchKey.select().where(MatchKey.kind.in_(["name", "block"]) & MatchKey.record_id.in_(ids))
+                  .order_by(MatchKey.record_id, MatchKey.value).tuples())
+    assert {row[2] for row in blocks} == set(ids)  # the job ran (inline in tests) for every new lead
+    store_name_keys("lead", ids[0], ids[-1])  # again, as after a crash: nothing doubles
+    again = list(MatchKey.select().where(MatchKey.kind.in_(["name", "block"]) & MatchKey.record_id.in_(ids))
+                 .order_by(MatchKey.record_id, MatchKey.value).tuples())
+    assert [row[1:] for row in again] == [row[1:] for row in blocks]
+    # a later entry with a typo in the name finds the imported lead through those blocks
+    found = find_duplicates("lead", {"first_name": "Jan", "last_name": "Kowalsky"}, team["rita"].id)
+    assert [match.record.id for match in found] == [ids[0]]
+
+
 def test_block_refuses_rows_matching_readable_records_or_an_earlier_line(app, team):
     rita, bob = team["rita"], team["bob"]
     rules.save_settings("lead", "block", list(rules.spec_of("lead").default_rules))

@@ -17,7 +17,7 @@ ACCOUNT_KINDS = ("prospect", "customer", "reseller", "vendor")
 class Account(RecordModel):
     name = peewee.CharField(max_length=200, index=True)
     kind = peewee.CharField(max_length=16, default="prospect", index=True)
-    owner_id = peewee.IntegerField(index=True)
+    owner_id = peewee.IntegerField()  # indexed by (owner_id, name), below
     parent = peewee.ForeignKeyField("self", null=True, backref="subsidiaries", on_delete="SET NULL")
     industry = peewee.CharField(max_length=100, null=True, index=True)
     # Address: country is an ISO 3166 code; region is the state, province or oblast.

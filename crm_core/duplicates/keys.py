@@ -8,6 +8,10 @@ from crm_core.duplicates import normalise as norm
 from crm_core.duplicates.rules import spec_of
 
 BULK = 5000
+# The keys of the name: the whole normalised name and its fuzzy blocks (several per name).
+# A bulk import leaves them to a job that runs after its commit (``store_name_keys``), unless
+# a rule matches names exactly: a million-row import then writes a third of the keys.
+NAME_KINDS = frozenset({"name", "block"})
 
 
 def values_of(record):
@@ -18,15 +22,18 @@ def values_of(record):
     return out
 
 
-def keys_for(object_name, values, country=None):
+def keys_for(object_name, values, country=None, kinds=None):
     """``[(kind, value)]`` of one record's values (API names): its normalised emails,
     phones (with ``country``, else the object's own, for national numbers) and tax id,
-    its normalised name and the name's fuzzy blocks. The importer and web-to-lead call it
-    per row; nothing here touches the database except a contact's account country when
+    its normalised name and the name's fuzzy blocks; only ``kinds`` when given (the
+    importer leaves the name's to a later job). The importer and web-to-lead call it per
+    row; nothing here touches the database except a contact's account country when
     ``country`` is not given."""
     spec = spec_of(object_name)
     keys = set()
     for kind, names in spec.fields.items():
+        if kinds is not None and kind not in kinds:
+            continue
         for name in names:
             raw = values.get(name)
             if not raw:
@@ -41,11 +48,15 @@ def keys_for(object_name, values, country=None):
                 value = norm.normalise_tax_id(raw)
             if value:
                 keys.add((kind, value[:300]))
+    if kinds is not None and not kinds & NAME_KINDS:
+        return sorted(keys)
     name = spec.name_of(values)
     if name:
-        keys.add(("name", name[:300]))
-        scope = spec.scope_of(values)
-        keys.update(("block", f"{scope}|{block}"[:300]) for block in norm.name_blocks(name))
+        if kinds is None or "name" in kinds:
+            keys.add(("name", name[:300]))
+        if kinds is None or "block" in kinds:
+            scope = spec.scope_of(values)
+            keys.update(("block", f"{scope}|{block}"[:300]) for block in norm.name_blocks(name))
     return sorted(keys)
 
 
@@ -72,8 +83,9 @@ def drop_keys(object_name, record_id):
 
 
 def store_keys_bulk(object_name, rows, country=None, replace=True):
-    """Store the keys of many records: ``rows`` is an iterable of ``(record_id, values)``
-    or ``(record_id, values, country)``. Replaces their earlier keys (``replace=False``: the
+    """Store the keys of many records: ``rows`` is an iterable of ``(record_id, values)``,
+    ``(record_id, values, country)`` or ``(record_id, values, country, keys)`` with the
+    keys already computed. Replaces their earlier keys (``replace=False``: the
     caller knows there are none, as for rows just inserted)."""
     from crm_core.duplicates.models import MatchKey
 
@@ -97,25 +109,24 @@ def store_keys_bulk(object_name, rows, country=None, replace=True):
             record_id, values = row[0], row[1]
             row_country = row[2] if len(row) > 2 else country
             ids.append(record_id)
-            pending.extend((object_name, record_id, kind, value)
-                           for kind, value in keys_for(object_name, values, country=row_country or ""))
+            found = row[3] if len(row) > 3 and row[3] is not None else keys_for(
+                object_name, values, country=row_country or "")
+            pending.extend((object_name, record_id, kind, value) for kind, value in found)
             if len(ids) >= BULK:
                 flush()
         flush()
 
 
-def rebuild_keys(object_name):
-    """Recompute the keys of every live record of an object (the scan starts here, so the
-    keys of records written around the services, by a bulk load or before this feature,
-    are right too)."""
-    from crm_core.duplicates.models import MatchKey
+def _stored_rows(object_name, where=None):
+    """(record_id, values, country) of the live records (``where`` narrows them), read with a
+    plain cursor: the ORM's per-row objects cost more than the keys themselves."""
     from crm_core.permissions import engine
 
     model = engine().objects[object_name].model
     spec = spec_of(object_name)
     by_column = {f.column_name: f for f in model._meta.fields.values()}
     names = sorted({n for fields in spec.fields.values() for n in fields}
-                   | {"name", "first_name", "last_name", "country", "account_id"})
+                   | {"name", "first_name", "last_name", "country", "account_id", "company"})
     names = [n for n in names if n in by_column]
     countries = {}
     if object_name == "contact":
@@ -123,17 +134,48 @@ def rebuild_keys(object_name):
         from crm_core.accounts.models import Account
 
         countries = dict(Account.select(Account.id, Account.country).tuples())
+    query = model.alive(model.id, *(by_column[n] for n in names))
+    if where is not None:
+        query = query.where(where)
+    sql, params = query.sql()
+    for row in database.execute_sql(sql, params):
+        values = dict(zip(names, row[1:]))
+        country = (countries.get(values.get("account_id")) if object_name == "contact"
+                   else values.get("country"))
+        yield row[0], values, country
 
-    def rows():
-        # A plain cursor: the ORM's per-row objects cost more than the keys themselves.
-        query = model.alive(model.id, *(by_column[n] for n in names))
-        sql, params = query.sql()
-        for row in database.execute_sql(sql, params):
-            values = dict(zip(names, row[1:]))
-            country = (countries.get(values.get("account_id")) if object_name == "contact"
-                       else values.get("country"))
-            yield row[0], values, country
+
+def store_name_keys(object_name, first_id, last_id, kinds=NAME_KINDS):
+    """Store the name keys (``kinds`` of them) of the records with ids from ``first_id`` to
+    ``last_id`` (what a bulk import left for after its commit), replacing any they have:
+    idempotent, in chunks of their own transactions, so a rerun after a crash finishes."""
+    kinds = frozenset(kinds) & NAME_KINDS
+    from crm_core.duplicates.models import MatchKey
+    from crm_core.permissions import engine
+
+    model = engine().objects[object_name].model
+    start = first_id
+    while start <= last_id:
+        end = min(start + BULK - 1, last_id)
+        with database.atomic():
+            MatchKey.delete().where((MatchKey.object == object_name) & MatchKey.kind.in_(sorted(kinds))
+                                    & MatchKey.record_id.between(start, end)).execute()
+            pending = [(object_name, record_id, kind, value)
+                       for record_id, values, country in _stored_rows(object_name, model.id.between(start, end))
+                       for kind, value in keys_for(object_name, values, country=country or "", kinds=kinds)]
+            if pending:
+                p = database.param
+                database.cursor().executemany(f'INSERT INTO "match_key" ("object", "record_id", "kind", "value") '
+                                              f"VALUES ({p}, {p}, {p}, {p})", pending)
+        start = end + 1
+
+
+def rebuild_keys(object_name):
+    """Recompute the keys of every live record of an object (the scan starts here, so the
+    keys of records written around the services, by a bulk load or before this feature,
+    are right too)."""
+    from crm_core.duplicates.models import MatchKey
 
     with database.atomic():
         MatchKey.delete().where(MatchKey.object == object_name).execute()
-        store_keys_bulk(object_name, rows(), replace=False)
+        store_keys_bulk(object_name, _stored_rows(object_name), replace=False)

@@ -73,6 +73,7 @@ class Row:
     skip: bool = False           # already imported
     hash: str | None = None
     id: int | None = None        # the new record's id, once inserted
+    match_keys: list | None = None  # the duplicate keys, computed once per row
 
     def fail(self, column, value, code, **params):
         if self.error is None:

@@ -58,11 +58,17 @@ def _duplicates(importer):
     if name not in OBJECTS:
         return
     from crm_core.duplicates.check import find_duplicates_bulk, unchecked
-    from crm_core.duplicates.keys import keys_for, store_keys_bulk
+    from flask import current_app
+
+    from crm_core.duplicates.keys import NAME_KINDS, keys_for, store_keys_bulk
 
     spec = OBJECTS[name]
     settings = settings_of(name)
     exact = {rule["key"] for rule in settings.rules if rule["method"] == "exact"}
+    # The keys written with the rows: the exact ones (and the name when a rule matches it
+    # exactly); the other name keys follow in a job after the commit.
+    now = frozenset(set(spec.fields) | (exact & {"name"}))
+    later = NAME_KINDS - now
     countries = {}
     seen = {}  # exact key -> the line of the file that had it first
 
@@ -81,13 +87,15 @@ def _duplicates(importer):
         for row in fresh:
             by_country.setdefault(country_of(row.values), []).append(row)
         for country, group in by_country.items():
+            for row in group:  # once per row: the check, the file's own twins and the store use them
+                row.match_keys = keys_for(name, row.values, country=country, kinds=now)
             found = find_duplicates_bulk(name, [row.values for row in group], actor_id=importer.actor,
-                                         country=country)
+                                         country=country, keys=[row.match_keys for row in group])
             for row, ids in zip(group, found):
                 if ids:
                     row.fail("", "", "duplicate", records=", ".join(str(i) for i in ids))
                     continue
-                for key in keys_for(name, row.values, country=country):
+                for key in row.match_keys:
                     if key[0] not in exact:
                         continue
                     first = seen.setdefault(key, row.line)
@@ -95,8 +103,25 @@ def _duplicates(importer):
                         row.fail("", key[1], "duplicate_in_file_key", line=first)
                         break
 
+    inserted = []  # (first id, last id) of each batch: their name keys follow in a job
+
     def store(rows):
-        store_keys_bulk(name, [(row.id, row.values, country_of(row.values)) for row in rows], replace=False)
+        pending = []
+        for row in rows:
+            found = row.match_keys
+            if found is None:
+                found = keys_for(name, row.values, country=country_of(row.values), kinds=now)
+            pending.append((row.id, row.values, None, found))
+        store_keys_bulk(name, pending, replace=False)
+        ids = [row.id for row in rows]
+        if ids:
+            inserted.append((min(ids), max(ids)))
+
+    def store_name_keys_later():
+        if inserted and later:
+            current_app.extensions["crm_jobs"].enqueue(
+                "core.store_name_keys", name, min(a for a, _ in inserted), max(b for _, b in inserted),
+                sorted(later))
 
     if settings.mode == "block":
         names = [step for step, _ in importer.steps]
@@ -106,6 +131,7 @@ def _duplicates(importer):
         # The file was meant to be imported: "warn" imports, like a confirmed entry.
         importer.update_context = unchecked
     importer.after_insert.append(store)
+    importer.after_run.append(store_name_keys_later)
 
 
 # -- assignment rules ------------------------------------------------------------------------------------
