@@ -140,6 +140,9 @@ def main():
         custom_fields.create_field({"object": "contact", "key": "vip", "type": "boolean", "labels": {"en": "VIP"}})
         custom_fields.create_field({"object": "contact", "key": "met_on", "type": "date", "labels": {"en": "Met on"}})
         build(args.rows, [r.id for r in reps])
+        from crm_core.db import refresh_statistics
+
+        refresh_statistics()  # as after an import of this size (or the hourly job)
         print(f"segment: {json.dumps(SEGMENT)}")
         for who, user, owners in (("rep", reps[0], [reps[0].id]),
                                   ("manager", manager, [manager.id] + [r.id for r in reps[:20]])):

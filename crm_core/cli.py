@@ -124,6 +124,10 @@ def run_migrations(app, quiet=False):
     from crm_core.org.services import ensure_builtin_roles
 
     ensure_builtin_roles()
+    if applied:
+        from crm_core.db import refresh_statistics
+
+        refresh_statistics()
     if not quiet:
         if applied:
             click.echo(f"Schema upgraded: {len(applied)} migration(s) applied.")
@@ -505,6 +509,9 @@ def demo(ctx, scale):
         # People missing since the first run get a fresh password nobody knows:
         # an administrator resets it when needed.
         counts = load_demo(password or secrets.token_urlsafe(12), scale=scale)
+        from crm_core.db import refresh_statistics
+
+        refresh_statistics()  # the generated rows arrived in bulk: plan the lists with them
     click.echo(f"Demo people added: {counts['people']}; departments: {counts['departments']}; "
                f"accounts: {counts['accounts']}; leads: {counts['leads']}; "
                f"generated sales reps: {counts['generated']}.")

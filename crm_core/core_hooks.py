@@ -191,6 +191,7 @@ def crm_register_tasks(app):
     from crm_core.duplicates.keys import store_name_keys
 
     from crm_core.notifications.services import send_pending_emails
+    from crm_core.db import refresh_statistics
 
     return [TaskSpec("purge_sign_in_records", purge_sign_in_records,
                      schedule=crontab(minute="17", hour="3")),
@@ -202,7 +203,8 @@ def crm_register_tasks(app):
             # Queued after each change that notifies; the sweep sends what a change made
             # inside a longer transaction (or what failed and waits for another try).
             TaskSpec("send_notification_emails", send_pending_emails),
-            TaskSpec("send_notification_emails_sweep", send_pending_emails, schedule=crontab())]
+            TaskSpec("send_notification_emails_sweep", send_pending_emails, schedule=crontab()),
+            TaskSpec("refresh_planner_statistics", refresh_statistics, schedule=crontab(minute="7"))]
 
 
 @hookimpl

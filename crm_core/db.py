@@ -83,6 +83,27 @@ def vendor(db=None):
     return getattr(db, "vendor", "sqlite" if isinstance(db, peewee.SqliteDatabase) else "postgresql")
 
 
+# -- planner statistics -------------------------------------------------------------
+
+# A bulk write this large refreshes the statistics at once instead of waiting for the hour.
+BULK_ROWS_FOR_STATISTICS = 10_000
+
+
+def refresh_statistics(db=None):
+    """Refresh the query planner's statistics (``ANALYZE``).
+
+    Without them SQLite guesses that ``deleted_at IS NULL`` is as selective as an owner, walks
+    the soft-delete index over every row and turns a 2 ms first page of a rep's list into
+    50 ms; PostgreSQL's autovacuum catches up by itself, but only some time after a bulk load.
+    SQLite samples at most ``analysis_limit`` rows per index, so this stays well under a
+    second on millions of rows. Called hourly by a job, after migrations and after bulk writes.
+    """
+    db = db or database.obj
+    if vendor(db) == "sqlite":
+        db.execute_sql("PRAGMA analysis_limit = 1000")
+    db.execute_sql("ANALYZE")
+
+
 # -- naming ------------------------------------------------------------------------
 
 def table_name_for(model_class):

@@ -783,6 +783,16 @@ class Scenario:
                     shows = "shows" if rid in got else "hides"
                     problems.append(f"query({name}, {at_least.name}) {shows} "
                                     + self.why(uid, name, rid))
+            # A page through the branch-per-grant union is the same page as the plain query.
+            order = [FxAccount.name.asc()] if self.checks % 2 else [FxAccount.id.desc()]
+            offset = self.checks % 3
+            paged = [r.id for r in access.page_of(uid, "fx_account", order=order, offset=offset, limit=3)]
+            plain = [r.id for r in access.query(uid, "fx_account").order_by(*order, FxAccount.id.asc()
+                                                                                 if self.checks % 2 else
+                                                                                 FxAccount.id.desc())
+                     .offset(offset).limit(3)]
+            if paged != plain:
+                problems.append(f"user {uid}: page_of(fx_account) {paged} != {plain}")
             count = access.query(uid, "fx_account").count()
             want = len(selected(world, uid, "fx_account"))
             if count != want:

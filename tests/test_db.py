@@ -234,3 +234,31 @@ def test_table_names_follow_the_owner():
     assert table_name_for(TerritoryMember) == "territory_member"
     TerritoryMember.__name__ = "Region"
     assert table_name_for(TerritoryMember) == "territory_region"
+
+
+def test_planner_statistics_lead_a_rep_list_to_the_owner_index(app):
+    """Without statistics SQLite takes ``deleted_at IS NULL`` for a selective condition and
+    walks the soft-delete index over every row; after refresh_statistics a rep's list
+    starts from the owner index (the plan of a real list query, on SQLite)."""
+    from crm_core.accounts.models import Contact
+    from crm_core.db import database, refresh_statistics, utcnow, vendor
+    from crm_core.permissions import engine
+    from crm_core.testing import make_sales_team
+
+    team = make_sales_team()
+    stamp = Contact.created_at.db_value(utcnow())
+    with database.atomic():
+        database.cursor().executemany(
+            'INSERT INTO "contact" ("version", "created_at", "updated_at", "owner_id", "last_name", '
+            '"do_not_call", "do_not_email") '
+            f"VALUES (1, {database.param}, {database.param}, {database.param}, {database.param}, "
+            "FALSE, FALSE)",
+            # Rita owns one in forty: her list must start from the owner index.
+            [(stamp, stamp, team["rita"].id if i % 40 == 0 else 10_000 + i % 39, f"N{i}") for i in range(4000)])
+    refresh_statistics()
+    if vendor() != "sqlite":
+        return  # PostgreSQL plans from its own statistics; ANALYZE ran without error
+    sql, params = engine().query(team["rita"].id, "contact").order_by(Contact.id.desc()).limit(50).sql()
+    plan = " ".join(row[3] for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params))
+    assert "contact_owner_id" in plan or "owner_id=?" in plan, plan
+    assert "contact_deleted_at" not in plan, plan

@@ -82,6 +82,8 @@ def run_import(run_id):
 
 
 def execute(run, data):
+    from crm_core.db import BULK_ROWS_FOR_STATISTICS, refresh_statistics
+
     from crm_core.users.models import User
 
     user = User.get_by_id(run.user_id)
@@ -113,6 +115,8 @@ def execute(run, data):
     if result.written:
         log_security("import", actor_id=run.user_id, subject=run.object_name, rows=result.total,
                      created=result.created, updated=result.updated, refused=result.refused)
+        if result.created + result.updated >= BULK_ROWS_FOR_STATISTICS:
+            refresh_statistics()  # the lists' plans should know about the new rows now
     return _finish(run, status, errors=result.errors,
                    would=None if result.written else (result.created, result.updated))
 

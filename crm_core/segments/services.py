@@ -165,9 +165,12 @@ def run(object_name, user_id, tree, page=1, per_page=50, count=False):
     COUNT_CAP (``total_capped`` says "more than"): counting a broad segment over a million
     records evaluates its conditions on every readable row, which costs far more than a
     page (the first page stops at its 50th match)."""
-    selected = query(object_name, user_id, tree)
+    condition = compile_tree(object_name, user_id, tree)
     model = engine().objects[object_name].model
-    items = list(selected.order_by(model.id.desc()).offset((page - 1) * per_page).limit(per_page + 1))
+    # One branch per access grant, each on its own index and cut at the page's end (a rep's
+    # owner index walked newest first stops at the 50th match): see AccessEngine.page_of.
+    items = engine().page_of(user_id, object_name, condition, [model.id.desc()],
+                             offset=(page - 1) * per_page, limit=per_page + 1)
     has_more = len(items) > per_page
     items = items[:per_page]
     total = None
@@ -175,7 +178,7 @@ def run(object_name, user_id, tree, page=1, per_page=50, count=False):
         if page == 1 and not has_more:
             total = len(items)
         else:
-            capped = selected.select(model.id).limit(COUNT_CAP + 1)
+            capped = query(object_name, user_id, tree).select(model.id).limit(COUNT_CAP + 1)
             total = model.select(peewee.fn.COUNT(peewee.SQL("*"))).from_(capped.alias("capped")).scalar()
     return {"items": items, "has_more": has_more,
             "total": None if total is None else min(total, COUNT_CAP),
