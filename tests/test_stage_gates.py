@@ -168,6 +168,7 @@ def test_the_refusal_answers_422_with_every_message_in_the_callers_language(app,
     deal = new(account, team["rita"])
     error = refused(deal, "proposal_submitted", team["rita"])
     with app.test_request_context("/api/v1/opportunities", headers={"Accept-Language": "pl"}):
+        g.pop("_flask_babel", None)  # the test's app context chose a language already
         response = handle_user_error(error)
     body = response.get_json()["error"]
     assert response.status_code == 422 and body["code"] == "stage_requirements"
@@ -313,3 +314,17 @@ def test_a_plugins_requirement_kind_needs_its_prefix(app_factory, register_plugi
     register_plugin(plugin)
     with pytest.raises(RegistryError, match="must start with 'badquotes.'"):
         app_factory()
+
+
+def test_the_demo_gates_are_added_once_and_leave_a_believable_deal_through(app, team, account):
+    from crm_core.stagegates import demo
+
+    assert demo.load() == 3 and demo.load() == 0
+    contact = accounts.create_contact({"account_id": account.id, "last_name": "Lan"}, actor_id=team["rita"].id)
+    deal = new(account, team["rita"])
+    assert set(refused(deal, "proposal_submitted", team["rita"]).fields) == {"amount", "expected_close_date"}
+    opps.move(Opportunity.get_by_id(deal.id), stage("proposal_submitted").id, actor_id=team["rita"].id,
+              amount=Decimal("25000"), expected_close_date="2027-01-31")
+    assert set(refused(deal, "sale_agreed", team["rita"]).fields) == {"contact_id"}
+    opps.move(Opportunity.get_by_id(deal.id), stage("sale_agreed").id, actor_id=team["rita"].id,
+              contact_id=contact.id)

@@ -13,6 +13,7 @@ import logging
 
 import marshmallow as ma
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_ngettext
 
 from crm_core.api.messages import translate_fields
 from crm_core.audit.services import log_security
@@ -101,7 +102,8 @@ def create_gate(values, actor_id=None):
     with database.atomic():
         count = StageGate.select().where(StageGate.stage == stage.id).count()
         if count >= MAX_GATES_PER_STAGE:
-            raise UserError(_l("A stage takes at most %(num)s requirements.", num=MAX_GATES_PER_STAGE),
+            raise UserError(lazy_ngettext("A stage takes at most %(num)s requirement.",
+                                          "A stage takes at most %(num)s requirements.", MAX_GATES_PER_STAGE),
                             field="stage_id")
         position = values.get("position")
         if position is None:
