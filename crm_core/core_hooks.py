@@ -134,7 +134,12 @@ def crm_register_template_globals(app):
 
 @hookimpl
 def crm_page_slot(app, slot, actor, context):
-    """The dashboard shows the user's unread notifications."""
+    """The dashboard shows the user's unread notifications; an opportunity's page what
+    its next stages require (stage gates, issue 6)."""
+    if slot == "record_panels" and context.get("object") == "opportunity" and actor is not None:
+        from crm_core.stagegates.views import record_panel
+
+        return record_panel(context["record"])
     if slot != "dashboard" or actor is None:
         return None
     from flask import render_template

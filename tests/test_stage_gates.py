@@ -328,3 +328,27 @@ def test_the_demo_gates_are_added_once_and_leave_a_believable_deal_through(app, 
     assert set(refused(deal, "sale_agreed", team["rita"]).fields) == {"contact_id"}
     opps.move(Opportunity.get_by_id(deal.id), stage("sale_agreed").id, actor_id=team["rita"].id,
               contact_id=contact.id)
+
+
+def test_the_opportunity_page_panel_lists_what_each_stage_requires(app, team, account):
+    gate("negotiating", field="amount")
+    gate("sale_agreed", kind="team_role", role="presales")
+    deal = new(account, team["rita"], amount=Decimal("10"))
+    opps.move(deal, stage("proposal_submitted").id, actor_id=team["rita"].id)
+    gate("qualified", field="next_step")  # backwards from where the deal is: not shown
+    deal = Opportunity.get_by_id(deal.id)
+    rows = gates.preview(deal)
+    assert [(s.key, [(str(d), m and str(m)) for d, m in r]) for s, r in rows] == [
+        ("negotiating", [("“Amount” filled in", None)]),
+        ("sale_agreed", [("A team member with the role “Presales”",
+                          "Add a team member with the role “Presales”.")])]
+    host = app.extensions["crm"]
+
+    def panels(**context):
+        return "".join(str(part) for part in host.call_in_order(
+            "crm_page_slot", app=app, slot="record_panels", actor=team["rita"], context=context))
+
+    with app.test_request_context("/"):
+        html = panels(object="opportunity", record=deal)
+        assert "What the stages require" in html and "Sale Agreed" in html and "Qualified" not in html
+        assert panels(object="account", record=account) == ""

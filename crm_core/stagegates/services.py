@@ -199,3 +199,30 @@ def unmet(opportunity, from_stage, to_stage, values):
             out.append((kind.field_of(params), _l("Before “%(stage)s”: %(requirement)s",
                                                   stage=to_stage.name, requirement=message)))
     return out
+
+
+def preview(opportunity, values=None):
+    """For the opportunity's page: every stage of its pipeline (but its own) whose gates
+    would apply to a move from here, with each requirement's description and its unmet
+    message (None when met). One query for the pipeline's gates."""
+    from crm_core.opportunities.services import opportunity_values, stages
+
+    values = values if values is not None else opportunity_values(opportunity)
+    current = Stage.get_by_id(opportunity.stage_id)
+    by_stage = {}
+    for gate in gates(pipeline_id=opportunity.pipeline_id):
+        by_stage.setdefault(gate.stage_id, []).append(gate)
+    registry = kinds()
+    out = []
+    for stage in stages(opportunity.pipeline_id):
+        if stage.id == current.id or stage.id not in by_stage:
+            continue
+        backwards = moving_back(current, stage)
+        rows = []
+        for gate in by_stage[stage.id]:
+            if (backwards and not gate.also_backwards) or gate.kind not in registry:
+                continue
+            rows.append((describe(gate), registry[gate.kind].check(opportunity, values, params_of(gate))))
+        if rows:
+            out.append((stage, rows))
+    return out

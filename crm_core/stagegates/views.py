@@ -101,3 +101,14 @@ def delete(gate_id):
     else:
         flash(_("Requirement removed."), "success")
     return redirect(url_for("stage_gates.overview", pipeline_id=pipeline_id))
+
+
+def record_panel(opportunity):
+    """The opportunity page's panel: what moving to each stage would require, met or not
+    (shown on the page of a record the reader may see; the requirements are settings)."""
+    from markupsafe import Markup
+
+    rows = services.preview(opportunity)
+    if not rows:
+        return None
+    return Markup(render_template("crm_core/stagegates/_panel.html", rows=rows))
