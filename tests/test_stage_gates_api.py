@@ -91,6 +91,13 @@ def test_only_holders_of_the_permission_configure_gates(app, people):
     assert rep.post("/api/v1/stage-gates", json={"stage_id": made.stage_id, "kind": "field",
                                                  "params": {"field": "amount"}}).status_code == 403
     assert signed_in(app, people["rita"]).get("/stage-gates/").status_code == 403
+    browser = signed_in(app, people["rita"])
+    _html, token = page_and_token(browser, "/profile")
+    assert browser.post(f"/stage-gates/{made.id}/delete", data={"csrf_token": token}).status_code == 403
+    assert StageGate.select().count() == 1
+    anonymous = app.test_client().get("/stage-gates/")
+    assert anonymous.status_code == 302 and "/login" in anonymous.headers["Location"]
+    assert app.test_client().get("/api/v1/stage-gates").status_code == 401
     # A role given the named permission may.
     role = org.create_role("Sales operations")
     org.set_role_grants(role, ["opportunities.configure"])
