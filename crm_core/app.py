@@ -50,6 +50,7 @@ def create_app(config=None):
     _collect_access_objects(app, host)
     _collect_custom_fields(app, host)
     _collect_pipelines(app, host)
+    _collect_stage_requirements(app, host)
     collect_import_objects(app, host)
     init_i18n(app, _catalog_sources(host))
     register_error_handlers(app)
@@ -160,6 +161,12 @@ def _collect_custom_fields(app, host):
 
 def _collect_pipelines(app, host):
     from crm_core.opportunities.pipelines import collect
+
+    collect(app, host)
+
+
+def _collect_stage_requirements(app, host):
+    from crm_core.stagegates.registry import collect
 
     collect(app, host)
 

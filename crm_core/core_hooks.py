@@ -29,7 +29,9 @@ def crm_register_models(app):
     from crm_core.opportunities.models import (LostReason, Opportunity, OpportunityMember, Pipeline,
                                                Stage, StageChange)
 
-    return [Pipeline, Stage, LostReason, Opportunity, OpportunityMember, StageChange, CustomField, Segment, User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
+    from crm_core.stagegates.models import StageGate
+
+    return [Pipeline, Stage, LostReason, Opportunity, OpportunityMember, StageChange, StageGate, CustomField, Segment, User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
             RolePermission, UserRole, AccessDefault, SharingRule, RecordShare, FieldRule,
             FieldHistory, SecurityEvent, RecycleGroup, RecycleItem, RoleGrant, Account, Contact,
             Campaign, Lead, DuplicateSetting, MatchKey, DuplicatePair,
@@ -82,9 +84,11 @@ def crm_register_blueprints(app):
 
     from crm_core.imports.views import blueprint as imports
 
+    from crm_core.stagegates.views import blueprint as stage_gates
+
     return [core, users, org, accounts, contacts, leads, campaigns, duplicates, transfers,
             custom_fields, segments, webforms,
-            assignment, notifications, imports]
+            assignment, notifications, imports, stage_gates]
 
 
 @hookimpl
@@ -107,9 +111,11 @@ def crm_register_api_blueprints(app):
 
     from crm_core.imports.api import blueprint as imports
 
+    from crm_core.stagegates.api import blueprint as stage_gates
+
     return [meta, auth_blueprint, users_blueprint, org, audit, accounts_blueprint, contacts_blueprint,
             leads_blueprint, campaigns_blueprint, duplicates, transfers, custom_fields, segments,
-            web_forms, web_to_lead, assignment, notifications, imports]
+            web_forms, web_to_lead, assignment, notifications, imports, stage_gates]
 
 
 @hookimpl
@@ -128,7 +134,12 @@ def crm_register_template_globals(app):
 
 @hookimpl
 def crm_page_slot(app, slot, actor, context):
-    """The dashboard shows the user's unread notifications."""
+    """The dashboard shows the user's unread notifications; an opportunity's page what
+    its next stages require (stage gates, issue 6)."""
+    if slot == "record_panels" and context.get("object") == "opportunity" and actor is not None:
+        from crm_core.stagegates.views import record_panel
+
+        return record_panel(context["record"])
     if slot != "dashboard" or actor is None:
         return None
     from flask import render_template
@@ -173,6 +184,9 @@ def crm_menu_items(app, actor):
         items.append(MenuItem("users.list", _l("Users"), order=900))
         items.append(MenuItem("org.overview", _l("Organisation"), order=910))
         items.append(MenuItem("custom_fields.list", _l("Custom fields"), order=920))
+    # -- stage gates (issue 6) --
+    if user_id is not None and engine().has_permission(user_id, "opportunities.configure"):
+        items.append(MenuItem("stage_gates.overview", _l("Stage gates"), order=930))
     if user_id is not None:
         items.append(MenuItem("segments.list", _l("Segments"), order=125))
     return items
@@ -223,7 +237,10 @@ def crm_register_permissions(app):
     return [Permission("leads.purge", _l("Purge inactive leads"), roles=("sales_manager",)),
             Permission("webforms.manage", _l("Manage web-to-lead forms"), roles=("administrator",)),
             Permission("assignment.manage", _l("Manage assignment rules and round-robin groups"),
-                       roles=("sales_manager",))]
+                       roles=("sales_manager",)),
+            # -- stage gates (issue 6); the ui helper may register the same name: keep one --
+            Permission("opportunities.configure", _l("Configure pipelines, stages and stage gates"),
+                       roles=("administrator",))]
 
 
 @hookimpl
@@ -245,3 +262,20 @@ def crm_access_record_grants(app, actor, object, record):
     from crm_core.opportunities.access import team_record_grants
 
     return team_record_grants(actor, object, record)
+
+
+# -- stage gates (issue 6) -------------------------------------------------------------------------
+
+@hookimpl
+def crm_register_stage_requirements(app):
+    from crm_core.stagegates.kinds import core_kinds
+
+    return core_kinds()
+
+
+@hookimpl
+def crm_stage_transition_check(app, actor_id, opportunity, from_stage, to_stage, values):
+    """The company's configured stage gates."""
+    from crm_core.stagegates.services import unmet
+
+    return unmet(opportunity, from_stage, to_stage, values)

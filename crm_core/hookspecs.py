@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from crm_core.migrator import MigrationSource
     from crm_core.opportunities.pipelines import PipelineSpec
     from crm_core.permissions import AccessObject, Permission, QueryGrant, Reason
+    from crm_core.stagegates import RequirementKind
     from crm_core.web.slots import MenuItem
 
 hookspec = pluggy.HookspecMarker("crm")
@@ -211,6 +212,21 @@ def crm_stage_transition_check(app: "flask.Flask", actor_id: "int | None", oppor
     anything is written, for every stage change: form, board, API, import, bulk edit,
     conversion. Results of every plugin are collected (the core's own stage gates are an
     implementation of this hook); any requirement stops the move and nothing is written.
+    """
+
+
+@hookspec
+def crm_register_stage_requirements(app: "flask.Flask") -> "list[RequirementKind]":
+    """Return the kinds of requirement the plugin lets the company put on stages
+    (``crm_core.stagegates.RequirementKind(key, label, check, params_schema, inputs,
+    describe, field)``): "a completed activity of type X", "a quote in state Y".
+
+    ``check(opportunity, values, params)`` returns a translatable message when a configured
+    gate is not met, else None (``opportunity`` is None for a new one; ``values`` as in
+    ``crm_stage_transition_check``); ``params_schema`` (a marshmallow schema class)
+    validates what an administrator configures. Called once while the app is created; a
+    key registered twice is an error and a plugin's keys must start with ``<plugin>.``.
+    The core registers ``field`` and ``team_role`` through this hook.
     """
 
 

@@ -82,6 +82,12 @@ def build_world(with_password=False):
     web_form = webforms.create_form({"name": "Contact us", "fields": [
         {"name": "last_name", "label": "Name", "required": True}, {"name": "email", "label": "Email"}]},
         actor_id=admin.id)
+    from crm_core.opportunities import services as opportunities
+    from crm_core.stagegates import services as stage_gates
+
+    negotiating = next(s for s in opportunities.stages(opportunities.default_pipeline()) if s.key == "negotiating")
+    stage_gate = stage_gates.create_gate({"stage_id": negotiating.id, "kind": "field", "params": {"field": "amount"}},
+                                         actor_id=admin.id)
     people = {"rep_a": rep_a, "manager": manager, "rep_b": rep_b, "admin": admin, "auditor": auditor}
     values = {
         "user_id": rep_a.id, "department_id": spare.id, "team_id": team.id,
@@ -98,6 +104,7 @@ def build_world(with_password=False):
         "assignment_rule_id": assignment_rule.id, "assignment_group_id": assignment_group.id,
         "assignable_object": "lead", "proposal_id": proposal.id,
         "import_id": import_run.id, "mapping_id": mapping.id,
+        "stage_id": negotiating.id, "stage_gate_id": stage_gate.id,
     }
     lockable = {"user": rep_a, "department": spare, "record": record, "team": team,
                 "role": org.role_by_key("sales_rep"), "default": org.default_of("fx_account"),
@@ -105,7 +112,7 @@ def build_world(with_password=False):
                 "custom_field": custom_field, "segment": segment,
                 "web_form": web_form,
                 "assignment_rule": assignment_rule, "assignment_group": assignment_group,
-                "rule_set": assignment.rule_set("lead")}
+                "rule_set": assignment.rule_set("lead"), "stage_gate": stage_gate}
     return people, values, lockable
 
 
