@@ -245,7 +245,7 @@ def _collect_jinja(app, host):
     from crm_core.web import slots
 
     # The core's own names first, so the "would replace a built-in" check covers them.
-    app.jinja_env.globals.update(slot=slots.render_slot, menu_items=slots.menu_items)
+    app.jinja_env.globals.update(slot=slots.render_slot, menu_items=slots.menu_items, menu=slots.menu)
     app.jinja_env.filters.setdefault("markup", Markup)
     for hook, kind, target in (("crm_register_template_filters", "template filter", app.jinja_env.filters),
                                ("crm_register_template_globals", "template global", app.jinja_env.globals)):

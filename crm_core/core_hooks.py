@@ -168,27 +168,27 @@ def crm_menu_items(app, actor):
         if user_id is not None and engine().object_permissions(user_id, name).read:
             items.append(MenuItem(endpoint, label, order=order))
     if user_id is not None and engine().object_permissions(user_id, "lead").read:
-        items.append(MenuItem("assignment.proposals", _l("Assignments"), order=95))
+        items.append(MenuItem("assignment.proposals", _l("Assignments"), order=95, group="tools"))
     if user_id is not None:
         permissions = [engine().object_permissions(user_id, name) for name in ("account", "contact", "lead")]
         if any(p.read for p in permissions):
-            items.append(MenuItem("duplicates.groups", _l("Duplicates"), order=130))
+            items.append(MenuItem("duplicates.groups", _l("Duplicates"), order=130, group="tools"))
         if any(p.read and p.edit for p in permissions):
-            items.append(MenuItem("transfers.transfer", _l("Transfer records"), order=140))
+            items.append(MenuItem("transfers.transfer", _l("Transfer records"), order=140, group="tools"))
     if user_id is not None and engine().has_permission(user_id, "webforms.manage"):
-        items.append(MenuItem("webforms.list", _l("Web forms"), order=150))
+        items.append(MenuItem("webforms.list", _l("Web forms"), order=150, group="admin"))
     if user_id is not None and any(engine().object_permissions(user_id, name).create
                                    for name in ("account", "contact", "lead")):
-        items.append(MenuItem("imports.list", _l("Import"), order=160))
+        items.append(MenuItem("imports.list", _l("Import"), order=160, group="tools"))
     if getattr(actor, "is_admin", False):
-        items.append(MenuItem("users.list", _l("Users"), order=900))
-        items.append(MenuItem("org.overview", _l("Organisation"), order=910))
-        items.append(MenuItem("custom_fields.list", _l("Custom fields"), order=920))
+        items.append(MenuItem("users.list", _l("Users"), order=900, group="admin"))
+        items.append(MenuItem("org.overview", _l("Organisation"), order=910, group="admin"))
+        items.append(MenuItem("custom_fields.list", _l("Custom fields"), order=920, group="admin"))
     # -- stage gates (issue 6) --
     if user_id is not None and engine().has_permission(user_id, "opportunities.configure"):
-        items.append(MenuItem("stage_gates.overview", _l("Stage gates"), order=930))
+        items.append(MenuItem("stage_gates.overview", _l("Stage gates"), order=930, group="admin"))
     if user_id is not None:
-        items.append(MenuItem("segments.list", _l("Segments"), order=125))
+        items.append(MenuItem("segments.list", _l("Segments"), order=125, group="tools"))
     return items
 
 

@@ -433,14 +433,30 @@ def test_hook_crm_menu_items(app_factory, register_plugin):
     nav = page.split("<nav", 1)[1].split("</nav>", 1)[0]
     assert '<a href="/plugins/notes/">Notes</a>' in nav
     # sorted by (order, label): the core's Dashboard (0), Territories (10), Notes (50),
-    # Zones (50), then the core's Leads (90), Assignments (95), Accounts (100), Contacts (110),
-    # Campaigns (120), Segments (125), Duplicates (130), Transfer records (140), Web forms (150),
-    # Import (160), and Users, Organisation, Custom fields, Stage gates (900+, administrators only)
+    # Zones (50), then the core's Leads (90), Accounts (100), Contacts (110), Campaigns (120)
+    # on the bar; then the folded groups: Tools (Assignments, Segments, Duplicates, Transfer
+    # records, Import) and Administration (Web forms, Users, Organisation, Custom fields,
+    # Stage gates: administrators only)
     labels = re.findall(r'<a href="[^"]*"[^>]*>([^<]*)</a>', nav)
-    assert labels == ["Dashboard", "Territories", "Notes", "Zones", "Leads", "Assignments", "Accounts",
-                      "Contacts", "Campaigns", "Segments", "Duplicates", "Transfer records", "Web forms",
-                      "Import", "Users", "Organisation", "Custom fields", "Stage gates"]
+    assert labels == ["Dashboard", "Territories", "Notes", "Zones", "Leads", "Accounts",
+                      "Contacts", "Campaigns", "Assignments", "Segments", "Duplicates", "Transfer records",
+                      "Import", "Web forms", "Users", "Organisation", "Custom fields", "Stage gates"]
+    groups = re.findall(r"<summary>([^<]*)</summary>", nav)
+    assert groups == ["Tools", "Administration"]
+    tools = nav.split("<summary>Tools</summary>", 1)[1].split("</details>", 1)[0]
+    assert re.findall(r'<a href="[^"]*"[^>]*>([^<]*)</a>', tools) == [
+        "Assignments", "Segments", "Duplicates", "Transfer records", "Import"]
+    with pytest.raises(ValueError, match="group must be None or one of"):
+        MenuItem("core.home", "Nowhere", group="sidebar")
     assert seen_actors and {getattr(a, "id", None) for a in seen_actors} == {signed_in.user.id}, seen_actors
+
+
+@pytest.mark.crm_plugins("notes")
+def test_the_group_of_the_current_page_is_marked(client):
+    page = client.get("/admin/custom-fields").get_data(as_text=True)
+    nav = page.split("<nav", 1)[1].split("</nav>", 1)[0]
+    admin = nav.split('<details class="current">', 1)[1].split("</details>", 1)[0]
+    assert "<summary>Administration</summary>" in admin and 'aria-current="page">Custom fields<' in admin
 
 
 @pytest.mark.crm_plugins("notes")
