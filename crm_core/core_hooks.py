@@ -28,6 +28,7 @@ def crm_register_models(app):
     from crm_core.notifications.models import Notification
     from crm_core.opportunities.models import (LostReason, Opportunity, OpportunityMember, Pipeline,
                                                Stage, StageChange)
+    from crm_core.approvals.models import ApprovalPolicy, ApprovalRequest, ApprovalStep
 
     return [Pipeline, Stage, LostReason, Opportunity, OpportunityMember, StageChange, CustomField, Segment, User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
             RolePermission, UserRole, AccessDefault, SharingRule, RecordShare, FieldRule,
@@ -35,7 +36,8 @@ def crm_register_models(app):
             Campaign, Lead, DuplicateSetting, MatchKey, DuplicatePair,
             WebForm, WebFormSubmission, AssignmentRuleSet, AssignmentGroup, AssignmentGroupMember,
             AssignmentRule, AssignmentProposal, Notification,
-            ImportRun, ImportMapping, ImportedRow]
+            ImportRun, ImportMapping, ImportedRow,
+            ApprovalPolicy, ApprovalRequest, ApprovalStep]
 
 
 @hookimpl
@@ -82,9 +84,11 @@ def crm_register_blueprints(app):
 
     from crm_core.imports.views import blueprint as imports
 
+    from crm_core.approvals.views import blueprint as approvals
+
     return [core, users, org, accounts, contacts, leads, campaigns, duplicates, transfers,
             custom_fields, segments, webforms,
-            assignment, notifications, imports]
+            assignment, notifications, imports, approvals]
 
 
 @hookimpl
@@ -107,9 +111,11 @@ def crm_register_api_blueprints(app):
 
     from crm_core.imports.api import blueprint as imports
 
+    from crm_core.approvals.api import blueprint as approvals
+
     return [meta, auth_blueprint, users_blueprint, org, audit, accounts_blueprint, contacts_blueprint,
             leads_blueprint, campaigns_blueprint, duplicates, transfers, custom_fields, segments,
-            web_forms, web_to_lead, assignment, notifications, imports]
+            web_forms, web_to_lead, assignment, notifications, imports, approvals]
 
 
 @hookimpl
@@ -128,7 +134,14 @@ def crm_register_template_globals(app):
 
 @hookimpl
 def crm_page_slot(app, slot, actor, context):
-    """The dashboard shows the user's unread notifications."""
+    """The dashboard shows the user's unread notifications; an opportunity's page its
+    change waiting for approval."""
+    # -- approvals: the record panel of a pending change
+    if slot == "record_panels":
+        from crm_core.approvals.views import record_panel
+
+        return record_panel(actor, context.get("object"), context.get("record"))
+    # -- end of approvals
     if slot != "dashboard" or actor is None:
         return None
     from flask import render_template
@@ -175,6 +188,11 @@ def crm_menu_items(app, actor):
         items.append(MenuItem("custom_fields.list", _l("Custom fields"), order=920))
     if user_id is not None:
         items.append(MenuItem("segments.list", _l("Segments"), order=125))
+    # -- approvals: the inbox, with the count waiting for the user
+    if user_id is not None:
+        from crm_core.approvals.views import menu_label
+
+        items.append(MenuItem("approvals.inbox", menu_label(), order=96))
     return items
 
 
@@ -218,7 +236,8 @@ def crm_register_permissions(app):
     return [Permission("leads.purge", _l("Purge inactive leads"), roles=("sales_manager",)),
             Permission("webforms.manage", _l("Manage web-to-lead forms"), roles=("administrator",)),
             Permission("assignment.manage", _l("Manage assignment rules and round-robin groups"),
-                       roles=("sales_manager",))]
+                       roles=("sales_manager",)),
+            Permission("approvals.manage", _l("Manage approval policies"), roles=("administrator",))]
 
 
 @hookimpl
@@ -240,3 +259,20 @@ def crm_access_record_grants(app, actor, object, record):
     from crm_core.opportunities.access import team_record_grants
 
     return team_record_grants(actor, object, record)
+
+
+# -- approvals --------------------------------------------------------------------------------
+
+@hookimpl
+def crm_register_approval_kinds(app):
+    from crm_core.approvals.opportunity import kind
+
+    return [kind()]
+
+
+@hookimpl
+def crm_record_ext(app, actor, object, records):
+    """The ``approval`` part: a record's pending change."""
+    from crm_core.approvals.ext import approval_part
+
+    return approval_part(actor, object, records)
