@@ -301,3 +301,19 @@ def test_the_record_panel_offers_the_decision_to_the_approver_only(app, team, de
     assert 'value="approve"' not in as_rita and 'value="cancel"' in as_rita
     assert panel(team["bob"]) == ""
     assert json.loads(ApprovalStep.get().request.proposed) == {"amount": "5000"}
+
+
+def test_the_demo_switches_the_policy_on_and_leaves_one_change_waiting(app):
+    from crm_core.approvals import demo
+
+    people = make_sales_team()
+    binh = make_user(demo.REP, "Trần Thị Bình")
+    org.set_roles(binh, ["sales_rep"])
+    org.place_user(binh, _sales().id)
+    g.pop("_crm_access", None)
+    accounts.create_account({"name": demo.ACCOUNT}, actor_id=binh.id)
+    assert demo.load() == 1
+    [request] = ApprovalRequest.select()
+    assert approvals.proposal(request) == {"amount": "607500000"}
+    assert [s.approver_id for s in approvals.steps(request)] == [people["maria"].id]
+    assert demo.load() == 0 and ApprovalRequest.select().count() == 1

@@ -21,7 +21,7 @@ blueprint = Blueprint("approvals_api", __name__, url_prefix="/approvals",
                       description="Approval requests (changes waiting for a manager) and approval policies.")
 
 
-class ListArgs(Schema):
+class ApprovalListArgs(Schema):
     state = ma.fields.String(load_default=None, validate=ma.validate.OneOf(REQUEST_STATES))
     object = ma.fields.String(load_default=None, validate=ma.validate.Length(max=64))
     kind = ma.fields.String(load_default=None, validate=ma.validate.Length(max=64))
@@ -33,7 +33,7 @@ class ListArgs(Schema):
     per_page = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=200))
 
 
-class StepSchema(Schema):
+class ApprovalStepSchema(Schema):
     position = ma.fields.Integer()
     approver_id = ma.fields.Integer()
     state = ma.fields.String(metadata={"description": "waiting, pending, approved, rejected, skipped"})
@@ -42,7 +42,7 @@ class StepSchema(Schema):
     comment = ma.fields.String(allow_none=True)
 
 
-class RequestSchema(Schema):
+class ApprovalRequestSchema(Schema):
     id = ma.fields.Integer()
     version = ma.fields.Integer()
     kind = ma.fields.String()
@@ -60,22 +60,22 @@ class RequestSchema(Schema):
     approver_id = ma.fields.Integer(allow_none=True, metadata={"description": "who decides next"})
     may_decide = ma.fields.Boolean()
     may_cancel = ma.fields.Boolean()
-    steps = ma.fields.List(ma.fields.Nested(StepSchema))
+    steps = ma.fields.List(ma.fields.Nested(ApprovalStepSchema))
 
 
-class RequestPage(Schema):
-    items = ma.fields.List(ma.fields.Nested(RequestSchema))
+class ApprovalRequestPage(Schema):
+    items = ma.fields.List(ma.fields.Nested(ApprovalRequestSchema))
     total = ma.fields.Integer()
     page = ma.fields.Integer()
     per_page = ma.fields.Integer()
 
 
-class DecisionSchema(Schema):
+class ApprovalDecisionSchema(Schema):
     comment = ma.fields.String(load_default=None, allow_none=True,
                                validate=ma.validate.Length(max=services.COMMENT_MAX))
 
 
-class PolicySchema(Schema):
+class ApprovalPolicySchema(Schema):
     kind = ma.fields.String(dump_only=True)
     active = ma.fields.Boolean()
     levels = ma.fields.Integer(metadata={"description": "approvers up the tree: 1 or 2"})
@@ -87,7 +87,7 @@ class PolicySchema(Schema):
 
 def request_out(request, user_id):
     summary = pending_summary(request, user_id)
-    return RequestSchema().dump({
+    return ApprovalRequestSchema().dump({
         **summary, "id": request.id, "version": request.version, "object": request.object,
         "record_id": request.record_id, "note": request.note, "requested_at": request.requested_at,
         "decided_at": request.decided_at, "decided_by_id": request.decided_by_id,
@@ -111,8 +111,8 @@ def _pending(request):
 
 @blueprint.route("")
 class Requests(MethodView):
-    @blueprint.arguments(ListArgs, location="query")
-    @blueprint.response(200, RequestPage)
+    @blueprint.arguments(ApprovalListArgs, location="query")
+    @blueprint.response(200, ApprovalRequestPage)
     def get(self, args):
         """The approval requests of records the caller may see, newest first."""
         query = services.visible(current_user.id, args["object"])
@@ -131,7 +131,7 @@ class Requests(MethodView):
 
 @blueprint.route("/<int:approval_id>")
 class Request(MethodView):
-    @blueprint.response(200, RequestSchema)
+    @blueprint.response(200, ApprovalRequestSchema)
     def get(self, approval_id):
         """One request with its approver chain and decisions (404 unless the caller may read its record)."""
         return jsonify(request_out(_visible(approval_id), current_user.id))
@@ -148,8 +148,8 @@ def _decide(approval_id, data, approve):
 
 @blueprint.route("/<int:approval_id>/approve")
 class Approve(MethodView):
-    @blueprint.arguments(DecisionSchema)
-    @blueprint.response(200, RequestSchema)
+    @blueprint.arguments(ApprovalDecisionSchema)
+    @blueprint.response(200, ApprovalRequestSchema)
     def post(self, data, approval_id):
         """Approve (the current approver, someone above them, or an administrator); the last
         approval applies the change. 409 when decided meanwhile or the record changed
@@ -159,8 +159,8 @@ class Approve(MethodView):
 
 @blueprint.route("/<int:approval_id>/reject")
 class Reject(MethodView):
-    @blueprint.arguments(DecisionSchema)
-    @blueprint.response(200, RequestSchema)
+    @blueprint.arguments(ApprovalDecisionSchema)
+    @blueprint.response(200, ApprovalRequestSchema)
     def post(self, data, approval_id):
         """Reject with a comment (required): nothing of the change applies."""
         return _decide(approval_id, data, False)
@@ -168,7 +168,7 @@ class Reject(MethodView):
 
 @blueprint.route("/<int:approval_id>/cancel")
 class Cancel(MethodView):
-    @blueprint.response(200, RequestSchema)
+    @blueprint.response(200, ApprovalRequestSchema)
     def post(self, approval_id):
         """The requester withdraws a pending request."""
         request = _visible(approval_id)
@@ -188,7 +188,7 @@ def _manager(kind_name):
 def policy_out(kind_name):
     stored = services.policy(kind_name)
     settings = services.settings_of(kind_name)
-    return PolicySchema().dump({
+    return ApprovalPolicySchema().dump({
         "kind": kind_name, "active": settings.pop("active"), "levels": settings.pop("levels"),
         "settings": settings, "version": stored.version, "updated_at": stored.updated_at,
         "updated_by_id": stored.updated_by_id}), stored
@@ -196,15 +196,15 @@ def policy_out(kind_name):
 
 @blueprint.route("/policies/<approval_kind>")
 class Policy(MethodView):
-    @blueprint.response(200, PolicySchema)
+    @blueprint.response(200, ApprovalPolicySchema)
     def get(self, approval_kind):
         """The company's policy of a kind of approval (holders of approvals.manage)."""
         _manager(approval_kind)
         data, stored = policy_out(approval_kind)
         return with_etag(jsonify(data), stored)
 
-    @blueprint.arguments(PolicySchema)
-    @blueprint.response(200, PolicySchema)
+    @blueprint.arguments(ApprovalPolicySchema)
+    @blueprint.response(200, ApprovalPolicySchema)
     @blueprint.doc(**IF_MATCH)
     def patch(self, data, approval_kind):
         """Change the policy (If-Match: its version; "0" before it was first saved)."""
