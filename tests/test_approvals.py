@@ -3,6 +3,7 @@ approving, rejecting and withdrawing (and who may not), concurrent decisions, th
 settings, the pages (inbox, request, policy form, menu count), the emails, and the two
 hooks it brings: crm_register_approval_kinds and crm_record_ext."""
 
+import threading
 from decimal import Decimal
 
 import pytest
@@ -106,6 +107,31 @@ def test_rejecting_needs_a_comment_in_the_users_language(app, team, held):
     assert maria.post(f"/api/v1/approvals/{held.id}/reject", json={"comment": "x" * 2001}).status_code == 422
 
 
+def test_two_deciders_at_the_same_moment_one_wins(app, team, held):
+    admin = make_user(is_admin=True)
+    clients = [(api_client(app, team["maria"]), "approve"), (api_client(app, admin), "reject")]
+    start = threading.Barrier(2)
+    answers = []
+
+    def decide(client, action):
+        with app.app_context():
+            start.wait(timeout=10)
+            answers.append((action, client.post(f"/api/v1/approvals/{held.id}/{action}",
+                                                json={"comment": "Decided"}).status_code))
+
+    workers = [threading.Thread(target=decide, args=pair) for pair in clients]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert sorted(status for _, status in answers) == [200, 409]
+    [winner] = [action for action, status in answers if status == 200]
+    request = ApprovalRequest.get_by_id(held.id)
+    assert request.state == {"approve": "approved", "reject": "rejected"}[winner]
+    assert amount_of(held) == (Decimal("5000") if winner == "approve" else Decimal("1000"))
+    assert [s.state for s in approvals.steps(request)] == [request.state]
+
+
 def test_a_stale_request_cannot_be_approved(app, team, held):
     from crm_core.records import update_record
 
@@ -151,7 +177,7 @@ def test_the_policy_is_for_administrators_with_its_version(app, team):
 def test_the_inbox_page_decides_with_csrf_and_counts_in_the_menu(app, team, held):
     browser = signed_in(app, team["maria"])
     html, token = page_and_token(browser, "/approvals")
-    assert "Approvals (1)" in html and "Warehouse racks" in html and "5000" in html
+    assert "Approvals (1)" in html and "Warehouse racks" in html and "$5,000.00" in html
     refused = browser.post(f"/approvals/{held.id}/decide", data={"action": "approve", "version": held.version})
     assert refused.status_code == 400 and amount_of(held) == Decimal("1000")  # no CSRF token
     empty = browser.post(f"/approvals/{held.id}/decide", data={"action": "reject", "csrf_token": token,
@@ -179,12 +205,14 @@ def test_pages_show_nothing_of_records_the_reader_cannot_see(app, team, held):
     assert rita.post(f"/approvals/{held.id}/decide", data={"action": "approve", "csrf_token": token}
                      ).status_code == 403
     assert rita.get(f"/approvals/policies/{KIND}").status_code == 403
+    assert f"/approvals/policies/{KIND}" not in rita.get("/approvals").get_data(as_text=True)
     assert amount_of(held) == Decimal("1000")
 
 
 def test_the_policy_page_saves_and_shows_errors_by_field(app, team):
     admin = make_user("root@example.com", "Root", is_admin=True)
     browser = signed_in(app, admin)
+    assert f"/approvals/policies/{KIND}" in browser.get("/approvals").get_data(as_text=True)
     html, token = page_and_token(browser, f"/approvals/policies/{KIND}")
     assert "Hold a move into a won stage" in html
     bad = browser.post(f"/approvals/policies/{KIND}", data={"csrf_token": token, "version": "1", "active": "on",

@@ -296,7 +296,7 @@ def test_the_record_panel_offers_the_decision_to_the_approver_only(app, team, de
 
     as_maria = panel(team["maria"])
     assert "Change waiting for approval" in as_maria and 'value="approve"' in as_maria
-    assert "5000" in as_maria
+    assert "$1,000.00" in as_maria and "$5,000.00" in as_maria
     as_rita = panel(team["rita"])
     assert 'value="approve"' not in as_rita and 'value="cancel"' in as_rita
     assert panel(team["bob"]) == ""

@@ -63,16 +63,26 @@ def field_label(name):
     return FIELD_LABELS.get(name, name)
 
 
-def show(name, value):
-    """A proposed or current value as people read it: names instead of ids."""
+def show(name, value, record=None):
+    """A proposed or current value as people read it: names instead of ids, amounts in the
+    deal's currency, dates and percentages in the reader's language."""
+    import datetime
+
+    from crm_core.formatting import day, money, number
     from crm_core.opportunities.models import LostReason, Pipeline, Stage
 
+    if value is None:
+        return None
     model = {"stage_id": Stage, "pipeline_id": Pipeline, "lost_reason_id": LostReason}.get(name)
-    if model is not None and value is not None:
+    if model is not None:
         found = model.get_or_none(model.id == value)
         return found.name if found is not None else value
-    if name == "probability" and value is not None:
-        return f"{value} %"
+    if name == "amount":
+        return money(value, getattr(record, "currency", None))
+    if name in ("expected_close_date", "closed_date"):
+        return day(datetime.date.fromisoformat(str(value)))
+    if name == "probability":
+        return f"{number(value)} %"
     return value
 
 

@@ -17,7 +17,7 @@ def _owner_of(record):
     return getattr(record, "owner_id", None)
 
 
-def _as_is(field_name, value):
+def _as_is(field_name, value, record=None):
     return value
 
 
@@ -45,7 +45,8 @@ class ApprovalKind:
     - ``subject(record)``: the user whose managers approve (default: the record's owner);
     - ``default_settings`` and ``check_settings(settings, problems)``: the kind's policy
       settings (``levels``, 1 or 2 approvers up the tree, is common to every kind);
-    - ``show(field, value)``: a value as people read it (a stage's name for its id);
+    - ``show(field, value, record)``: a value as people read it (a stage's name for its
+      id, an amount in the record's currency);
     - ``field_label(field)``: a field's name as people read it;
     - ``describe_reason(reason)``: why a request needs approval (one of the ``reasons``
       its kind stored, such as ``{"code": "stage_won"}``), in the reader's language.

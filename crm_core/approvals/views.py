@@ -29,12 +29,9 @@ def record_url(object_name, record_id):
         return None
 
 
-def record_label(request_, reader_id):
+def readable_record(request_, reader_id):
     model = engine().objects[request_.object].model
-    record = engine().query(reader_id, request_.object).where(model.id == request_.record_id).first()
-    if record is None:
-        return f"#{request_.record_id}"
-    return getattr(record, "name", None) or f"#{record.id}"
+    return engine().query(reader_id, request_.object).where(model.id == request_.record_id).first()
 
 
 def card(request_, reader_id):
@@ -47,11 +44,13 @@ def card(request_, reader_id):
     names = dict(User.select(User.id, User.name).where(
         User.id.in_([s.approver_id for s in steps] + [s.decided_by_id for s in steps if s.decided_by_id]
                     + [request_.requested_by_id or 0])).tuples())
-    changes = [{"label": kind.field_label(name), "current": kind.show(name, summary["current"].get(name)),
-                "proposed": kind.show(name, value)}
+    record = readable_record(request_, reader_id)
+    changes = [{"label": kind.field_label(name), "current": kind.show(name, summary["current"].get(name), record),
+                "proposed": kind.show(name, value, record)}
                for name, value in summary["proposed"].items()
                if name not in ("pipeline_id",) or summary["current"].get(name) != value]
-    return {"request": request_, "kind_label": kind.label, "label": record_label(request_, reader_id),
+    label = (getattr(record, "name", None) or f"#{record.id}") if record is not None else f"#{request_.record_id}"
+    return {"request": request_, "kind_label": kind.label, "label": label,
             "url": record_url(request_.object, request_.record_id), "changes": changes,
             "reasons": summary["reasons"], "steps": steps, "names": names,
             "may_decide": services.may_decide(reader_id, request_),
@@ -70,7 +69,8 @@ def inbox():
         query = query.where(ApprovalRequest.requested_by_id == current_user.id)
     rows = list(query.order_by(ApprovalRequest.requested_at.desc(), ApprovalRequest.id.desc()).limit(PAGE))
     return render_template("crm_core/approvals/inbox.html", box=box, boxes=BOXES,
-                           cards=[card(r, current_user.id) for r in rows], total=query.count())
+                           cards=[card(r, current_user.id) for r in rows], total=query.count(),
+                           may_manage=engine().has_permission(current_user.id, "approvals.manage"))
 
 
 def _visible_or_404(approval_id):
