@@ -206,6 +206,9 @@ def test_two_levels_ask_the_manager_then_the_next_one_up(team, deal):
     opps.update_opportunity(deal, {"amount": Decimal("5000")}, actor_id=team["rita"].id)
     [request] = pending(deal)
     assert [s.approver_id for s in approvals.steps(request)] == [team["maria"].id, ceo.id]
+    # Someone above the approver may decide for them; the requester and a stranger may not.
+    assert approvals.may_decide(ceo.id, request) and approvals.may_decide(team["maria"].id, request)
+    assert not approvals.may_decide(team["rita"].id, request) and not approvals.may_decide(team["bob"].id, request)
     approvals.decide(request, team["maria"].id, True, "Fine by me")
     request = ApprovalRequest.get_by_id(request.id)
     assert request.state == "pending" and approvals.current_step(request).approver_id == ceo.id
@@ -317,3 +320,21 @@ def test_the_demo_switches_the_policy_on_and_leaves_one_change_waiting(app):
     assert approvals.proposal(request) == {"amount": "607500000"}
     assert [s.approver_id for s in approvals.steps(request)] == [people["maria"].id]
     assert demo.load() == 0 and ApprovalRequest.select().count() == 1
+
+
+def test_a_held_loss_keeps_its_reason_until_approved(team, deal):
+    reason = opps.create_lost_reason({"name": "Price"})
+    with pytest.raises(StageRequirements):  # the gates judge the whole change before it is held
+        opps.move(deal, stage("sale_lost").id, actor_id=team["rita"].id)
+    assert pending(deal) == []
+    opps.move(deal, stage("sale_lost").id, actor_id=team["rita"].id, lost_reason_id=reason.id,
+              lost_note="Cheaper offer")
+    row = fresh(deal)
+    assert (row.status, row.lost_reason_id, row.lost_note) == ("open", None, None)
+    [request] = pending(deal)
+    assert approvals.proposal(request) == {"stage_id": stage("sale_lost").id, "pipeline_id": row.pipeline_id,
+                                           "lost_reason_id": reason.id, "lost_note": "Cheaper offer"}
+    approvals.decide(request, team["maria"].id, True)
+    row = fresh(deal)
+    assert (row.status, row.lost_reason_id, row.lost_note, row.stage.key) == (
+        "lost", reason.id, "Cheaper offer", "sale_lost")

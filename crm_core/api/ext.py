@@ -4,7 +4,7 @@ page of records."""
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, has_request_context
 from flask_login import current_user
 
 from crm_core.plugins import RegistryError
@@ -16,8 +16,8 @@ def record_ext(object_name, records, actor=None):
     records = [record for record in records if record is not None]
     if not records:
         return {}
-    if actor is None:
-        actor = current_user._get_current_object() if current_user.is_authenticated else None
+    if actor is None and has_request_context() and current_user.is_authenticated:
+        actor = current_user._get_current_object()
     out = {record.id: {} for record in records}
     seen = set()
     for result in current_app.extensions["crm"].hook.crm_record_ext(

@@ -34,5 +34,6 @@ def load():
         deal = opportunities.create_opportunity(
             {"name": DEAL, "account_id": account.id, "currency": "VND", "amount": Decimal("450000000"),
              "next_step": "Gửi báo giá sửa đổi"}, actor_id=rep.id)
-    opportunities.update_opportunity(deal, {"amount": (deal.amount * Decimal("1.35")).quantize(Decimal("1"))}, actor_id=rep.id)
+    raised = (deal.amount * Decimal("1.35")).quantize(Decimal("1"))
+    opportunities.update_opportunity(deal, {"amount": raised}, actor_id=rep.id)
     return len(services.pending_of("opportunity", deal.id))
