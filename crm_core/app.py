@@ -17,6 +17,7 @@ from crm_core.db import bind_database, open_database
 from crm_core.errors import RegistryError
 from crm_core.i18n import CatalogSource, init_i18n
 from crm_core.imports.registry import collect as collect_import_objects
+from crm_core.approvals.registry import collect as collect_approval_kinds
 from crm_core.jobs import Jobs, TaskSpec, make_huey
 from crm_core.migrator import MigrationSource
 from crm_core.plugins import CORE, PluginHost, Registry, build_host
@@ -52,6 +53,7 @@ def create_app(config=None):
     _collect_pipelines(app, host)
     _collect_stage_requirements(app, host)
     collect_import_objects(app, host)
+    collect_approval_kinds(app, host)
     init_i18n(app, _catalog_sources(host))
     register_error_handlers(app)
     init_auth(app)

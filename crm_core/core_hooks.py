@@ -28,6 +28,7 @@ def crm_register_models(app):
     from crm_core.notifications.models import Notification
     from crm_core.opportunities.models import (LostReason, Opportunity, OpportunityMember, Pipeline,
                                                Stage, StageChange)
+    from crm_core.approvals.models import ApprovalPolicy, ApprovalRequest, ApprovalStep
 
     from crm_core.stagegates.models import StageGate
 
@@ -37,7 +38,8 @@ def crm_register_models(app):
             Campaign, Lead, DuplicateSetting, MatchKey, DuplicatePair,
             WebForm, WebFormSubmission, AssignmentRuleSet, AssignmentGroup, AssignmentGroupMember,
             AssignmentRule, AssignmentProposal, Notification,
-            ImportRun, ImportMapping, ImportedRow]
+            ImportRun, ImportMapping, ImportedRow,
+            ApprovalPolicy, ApprovalRequest, ApprovalStep]
 
 
 @hookimpl
@@ -85,10 +87,11 @@ def crm_register_blueprints(app):
     from crm_core.imports.views import blueprint as imports
 
     from crm_core.stagegates.views import blueprint as stage_gates
+    from crm_core.approvals.views import blueprint as approvals
 
     return [core, users, org, accounts, contacts, leads, campaigns, duplicates, transfers,
             custom_fields, segments, webforms,
-            assignment, notifications, imports, stage_gates]
+            assignment, notifications, imports, stage_gates, approvals]
 
 
 @hookimpl
@@ -112,10 +115,11 @@ def crm_register_api_blueprints(app):
     from crm_core.imports.api import blueprint as imports
 
     from crm_core.stagegates.api import blueprint as stage_gates
+    from crm_core.approvals.api import blueprint as approvals
 
     return [meta, auth_blueprint, users_blueprint, org, audit, accounts_blueprint, contacts_blueprint,
             leads_blueprint, campaigns_blueprint, duplicates, transfers, custom_fields, segments,
-            web_forms, web_to_lead, assignment, notifications, imports, stage_gates]
+            web_forms, web_to_lead, assignment, notifications, imports, stage_gates, approvals]
 
 
 @hookimpl
@@ -134,12 +138,18 @@ def crm_register_template_globals(app):
 
 @hookimpl
 def crm_page_slot(app, slot, actor, context):
-    """The dashboard shows the user's unread notifications; an opportunity's page what
-    its next stages require (stage gates, issue 6)."""
-    if slot == "record_panels" and context.get("object") == "opportunity" and actor is not None:
-        from crm_core.stagegates.views import record_panel
+    """The dashboard shows the user's unread notifications; a record's page its panels: a
+    change waiting for approval; for an opportunity, what its next stages require."""
+    if slot == "record_panels" and actor is not None:
+        from markupsafe import Markup
 
-        return record_panel(context["record"])
+        from crm_core.approvals.views import record_panel as approval_panel
+        from crm_core.stagegates.views import record_panel as stage_gates_panel
+
+        parts = [approval_panel(actor, context.get("object"), context.get("record"))]
+        if context.get("object") == "opportunity":
+            parts.append(stage_gates_panel(context["record"]))
+        return Markup("").join(part for part in parts if part) or None
     if slot != "dashboard" or actor is None:
         return None
     from flask import render_template
@@ -189,6 +199,11 @@ def crm_menu_items(app, actor):
         items.append(MenuItem("stage_gates.overview", _l("Stage gates"), order=930, group="admin"))
     if user_id is not None:
         items.append(MenuItem("segments.list", _l("Segments"), order=125, group="tools"))
+    # -- approvals: the inbox, with the count waiting for the user
+    if user_id is not None:
+        from crm_core.approvals.views import menu_label
+
+        items.append(MenuItem("approvals.inbox", menu_label(), order=96, group="tools"))
     return items
 
 
@@ -240,7 +255,8 @@ def crm_register_permissions(app):
                        roles=("sales_manager",)),
             # -- stage gates (issue 6); the ui helper may register the same name: keep one --
             Permission("opportunities.configure", _l("Configure pipelines, stages and stage gates"),
-                       roles=("administrator",))]
+                       roles=("administrator",)),
+            Permission("approvals.manage", _l("Manage approval policies"), roles=("administrator",))]
 
 
 @hookimpl
@@ -279,3 +295,18 @@ def crm_stage_transition_check(app, actor_id, opportunity, from_stage, to_stage,
     from crm_core.stagegates.services import unmet
 
     return unmet(opportunity, from_stage, to_stage, values)
+# -- approvals --------------------------------------------------------------------------------
+
+@hookimpl
+def crm_register_approval_kinds(app):
+    from crm_core.approvals.opportunity import kind
+
+    return [kind()]
+
+
+@hookimpl
+def crm_record_ext(app, actor, object, records):
+    """The ``approval`` part: a record's pending change."""
+    from crm_core.approvals.ext import approval_part
+
+    return approval_part(actor, object, records)

@@ -47,6 +47,9 @@ def load_demo(password, scale=0, seed=2026):
     custom_demo.load(find_by_email(DEMO_PEOPLE[0][0]).id)
     web_forms = _demo_web_forms()
     _demo_assignment()
+    from crm_core.approvals import demo as approvals_demo
+
+    approvals_demo.load()  # after the demo opportunities: one of them waits for approval
     from crm_core.stagegates import demo as stage_gates_demo  # after the demo opportunities
 
     stage_gates_demo.load(find_by_email(DEMO_PEOPLE[0][0]).id)

@@ -61,7 +61,7 @@ class UserError(ValueError):
     use), with the messages under the inputs' names; pages show them beside the inputs.
     """
 
-    CONFLICTS = ("duplicate", "has_children", "changed", "possible_duplicates")
+    CONFLICTS = ("duplicate", "has_children", "changed", "possible_duplicates", "stale")
 
     def __init__(self, message, field=None, code="invalid", fields=None):
         self.message, self.field, self.code = message, field, code

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import flask_smorest
     import peewee
 
+    from crm_core.approvals import ApprovalKind
     from crm_core.jobs import TaskSpec
     from crm_core.migrator import MigrationSource
     from crm_core.opportunities.pipelines import PipelineSpec
@@ -178,6 +179,40 @@ def crm_records_merged(app: "flask.Flask", object: str, survivor: Any, merged: A
     Called inside the merge's transaction, after the core re-parented its own records and
     before ``merged`` goes to the recycle bin, so a plugin's re-parenting commits or rolls
     back with the merge. Results are ignored; an exception rolls the whole merge back.
+    """
+
+
+@hookspec
+def crm_record_ext(app: "flask.Flask", actor: Any, object: str,
+                   records: "list[Any]") -> "dict[str, dict[int, Any]]":
+    """Return parts to add to the API's JSON of ``records`` (of ``object``: "account",
+    "contact", "lead", "opportunity"...) as ``{part: {record_id: value}}``; the record's
+    JSON shows them under ``ext``: ``"ext": {"approval": {...}, "territory": {...}}``.
+
+    Called while the API dumps records, once per page of a list (batch your queries) and
+    once for a single record, with the signed-in ``actor`` (None outside a request);
+    ``records`` are the ones ``actor`` may read. Leave out the records a part has nothing
+    for; a value must be JSON (text, numbers, lists, dicts) and show only what ``actor``
+    may see. The parts of every plugin are collected; a part name given by two
+    implementations is an error (name a plugin's part after the plugin).
+    """
+
+
+# -- approvals ----------------------------------------------------------------------------
+
+@hookspec
+def crm_register_approval_kinds(app: "flask.Flask") -> "list[ApprovalKind]":
+    """Return the kinds of approval the plugin adds (``crm_core.approvals.ApprovalKind(
+    name, object, label, apply, current, ...)``): what a request of the kind proposes for
+    a record of ``object``, how the last approval applies it (``apply(record, proposed,
+    actor_id)``, inside the approval's transaction; raise ``UserError`` to refuse) and the
+    kind's policy settings. Requests are made with
+    ``crm_core.approvals.services.request_approval``; their approvers are the managers
+    above the record's owner in the organisation tree.
+
+    Called once while the app is created; a name registered twice is an error and a
+    plugin's names must start with ``<plugin>.``. The core registers
+    ``opportunity_change``.
     """
 
 

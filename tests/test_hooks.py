@@ -434,18 +434,18 @@ def test_hook_crm_menu_items(app_factory, register_plugin):
     assert '<a href="/plugins/notes/">Notes</a>' in nav
     # sorted by (order, label): the core's Dashboard (0), Territories (10), Notes (50),
     # Zones (50), then the core's Leads (90), Accounts (100), Contacts (110), Campaigns (120)
-    # on the bar; then the folded groups: Tools (Assignments, Segments, Duplicates, Transfer
-    # records, Import) and Administration (Web forms, Users, Organisation, Custom fields,
+    # on the bar; then the folded groups: Tools (Assignments, Approvals, Segments, Duplicates,
+    # Transfer records, Import) and Administration (Web forms, Users, Organisation, Custom fields,
     # Stage gates: administrators only)
     labels = re.findall(r'<a href="[^"]*"[^>]*>([^<]*)</a>', nav)
     assert labels == ["Dashboard", "Territories", "Notes", "Zones", "Leads", "Accounts",
-                      "Contacts", "Campaigns", "Assignments", "Segments", "Duplicates", "Transfer records",
+                      "Contacts", "Campaigns", "Assignments", "Approvals", "Segments", "Duplicates", "Transfer records",
                       "Import", "Web forms", "Users", "Organisation", "Custom fields", "Stage gates"]
     groups = re.findall(r"<summary>([^<]*)</summary>", nav)
     assert groups == ["Tools", "Administration"]
     tools = nav.split("<summary>Tools</summary>", 1)[1].split("</details>", 1)[0]
     assert re.findall(r'<a href="[^"]*"[^>]*>([^<]*)</a>', tools) == [
-        "Assignments", "Segments", "Duplicates", "Transfer records", "Import"]
+        "Assignments", "Approvals", "Segments", "Duplicates", "Transfer records", "Import"]
     with pytest.raises(ValueError, match="group must be None or one of"):
         MenuItem("core.home", "Nowhere", group="sidebar")
     assert seen_actors and {getattr(a, "id", None) for a in seen_actors} == {signed_in.user.id}, seen_actors

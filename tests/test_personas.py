@@ -2,6 +2,7 @@
 
 import json
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,14 @@ def build_world(with_password=False):
 
     import_run = imports.start_import("lead", b"last_name\nPham\n", "leads.csv", rep_a.id, dry_run=True)
     mapping = imports.save_mapping("lead", "Fair list", {"Surname": "last_name"}, rep_a.id)
+    from crm_core.approvals import services as approvals
+    from crm_core.opportunities import services as opportunities
+
+    approvals.set_policy("opportunity_change", {"active": True})
+    deal = opportunities.create_opportunity({"name": "Racks", "account_id": customer.id, "amount": Decimal("1000")},
+                                            actor_id=rep_a.id)
+    opportunities.update_opportunity(deal, {"amount": Decimal("5000")}, actor_id=rep_a.id)
+    approval = approvals.pending_of("opportunity", deal.id)[0]
     _, rep_a_token = issue_token(rep_a, "laptop")
     web_form = webforms.create_form({"name": "Contact us", "fields": [
         {"name": "last_name", "label": "Name", "required": True}, {"name": "email", "label": "Email"}]},
@@ -105,6 +114,7 @@ def build_world(with_password=False):
         "assignable_object": "lead", "proposal_id": proposal.id,
         "import_id": import_run.id, "mapping_id": mapping.id,
         "stage_id": negotiating.id, "stage_gate_id": stage_gate.id,
+        "approval_id": approval.id, "approval_kind": "opportunity_change",
     }
     lockable = {"user": rep_a, "department": spare, "record": record, "team": team,
                 "role": org.role_by_key("sales_rep"), "default": org.default_of("fx_account"),
@@ -112,7 +122,8 @@ def build_world(with_password=False):
                 "custom_field": custom_field, "segment": segment,
                 "web_form": web_form,
                 "assignment_rule": assignment_rule, "assignment_group": assignment_group,
-                "rule_set": assignment.rule_set("lead"), "stage_gate": stage_gate}
+                "rule_set": assignment.rule_set("lead"), "stage_gate": stage_gate,
+                "approval_policy": approvals.policy("opportunity_change")}
     return people, values, lockable
 
 

@@ -18,6 +18,7 @@ from flask.views import MethodView
 from flask_login import current_user
 
 from crm_core.api import access
+from crm_core.api.ext import record_ext
 from crm_core.api.export import EXPORT_DOC, export_response, export_schema
 from crm_core.api.frame import Schema
 from crm_core.api.listing import ListQuery, page_schema
@@ -38,6 +39,9 @@ class RecordSchema(Schema):
     version = ma.fields.Integer(dump_only=True)
     created_at = ma.fields.DateTime(dump_only=True)
     updated_at = ma.fields.DateTime(dump_only=True)
+    ext = ma.fields.Dict(dump_only=True, metadata={
+        "description": "parts other modules add to the record (crm_record_ext): "
+                       "\"approval\" (a pending change), a plugin's part under its name"})
 
 
 IF_MATCH = {"parameters": [{"in": "header", "name": "If-Match", "required": True,
@@ -63,7 +67,14 @@ class Resource:
     checks_duplicates: bool = False
 
     def out(self, record):
-        return access.dump_visible(self.name, self.schema().dump(record))
+        return self.out_many([record])[0]
+
+    def out_many(self, records):
+        """The records as the caller may see them, each with its ``ext`` parts (one hook
+        call for the whole page)."""
+        parts = record_ext(self.name, records)
+        return [{**access.dump_visible(self.name, self.schema().dump(record)), "ext": parts.get(record.id, {})}
+                for record in records]
 
 
 def may_change(name, record, data):
@@ -98,7 +109,7 @@ def register(blueprint, resource):
         def get(self, args):
             access.check_list_arguments(name, args, query)
             page = query.page(access.readable(name), args)
-            return jsonify({**page, "items": [resource.out(r) for r in page["items"]]})
+            return jsonify({**page, "items": resource.out_many(list(page["items"]))})
 
         @blueprint.arguments(resource.schema)
         @blueprint.response(201, resource.schema)

@@ -54,8 +54,17 @@ def ids_of(notification):
 
 # -- what a notification says, to its reader -----------------------------------------------------------
 
+APPROVAL_NOTICES = ("approval_requested", "approval_approved", "approval_rejected")
+
+
 def sentence(notification):
     count = notification.count
+    if notification.kind == "approval_requested":
+        return _("A change waits for your approval.")
+    if notification.kind == "approval_approved":
+        return _("Your change was approved.")
+    if notification.kind == "approval_rejected":
+        return _("Your change was rejected.")
     if notification.kind == "assigned" and notification.object == "lead":
         return ngettext("%(num)s lead has been assigned to you.", "%(num)s leads have been assigned to you.",
                         count)
@@ -126,9 +135,12 @@ def _email_text(notification, user):
     if hidden > 0:
         lines.append(ngettext("and %(num)s more.", "and %(num)s more.", hidden))
     actor = Users.get_or_none(Users.id == notification.actor_id) if notification.actor_id else None
+    approval = notification.kind in APPROVAL_NOTICES
     if actor is not None:
-        lines += ["", _("Assigned by %(name)s.", name=actor.name)]
-    if base:
+        lines += ["", _("By %(name)s.", name=actor.name) if approval else _("Assigned by %(name)s.", name=actor.name)]
+    if base and approval:
+        lines += ["", _("Your approvals: %(url)s", url=base + "/approvals")]
+    elif base:
         lines += ["", _("Your notifications: %(url)s", url=base + "/notifications")]
     return "\n".join(lines) + "\n"
 

@@ -341,12 +341,15 @@ def create_opportunity(values, actor_id=None):
     return opportunity
 
 
-def update_opportunity(opportunity, changes, actor_id=None, expected_version=None):
+def update_opportunity(opportunity, changes, actor_id=None, expected_version=None, hold_changes=True):
     """Apply ``changes`` on the version the caller saw. A stage change passes every gate
     (the built-in ones, the company's, the plugins') or nothing is written; it sets the
     status and the closed date, takes the new stage's probability unless one is given, and
-    writes the stage history. Returns what changed."""
+    writes the stage history. Changes beyond the company's approval thresholds are held
+    for the owner's manager (crm_core/approvals/opportunity.py; ``hold_changes=False``
+    when an approval applies them). Returns what changed now."""
     changes = dict(changes)
+    asked = dict(changes)  # change approval: what the caller asked, before a move's consequences
     problems = Problems()
     _check_opportunity(changes, problems, actor_id, opportunity)
     custom_check("opportunity", changes, problems, opportunity)
@@ -371,6 +374,16 @@ def update_opportunity(opportunity, changes, actor_id=None, expected_version=Non
         changes.pop("pipeline_id", None)
         if to_stage.kind == "lost" and "lost_reason_id" in changes and changes["lost_reason_id"] is None:
             raise UserError(_l("Choose why the deal was lost."), field="lost_reason_id")
+    # -- change approval (crm_core/approvals/opportunity.py): held changes wait for the manager
+    proposal = None
+    if hold_changes:
+        from crm_core.approvals import opportunity as change_approval
+
+        changes, proposal, base, reasons, approvers = change_approval.split(
+            opportunity, asked, changes, from_stage, to_stage, actor_id)
+        if proposal and "stage_id" in proposal:
+            to_stage = from_stage
+    # -- end of change approval
     stage_moved = to_stage.id != from_stage.id
     with database.atomic():
         now = utcnow()
@@ -379,6 +392,10 @@ def update_opportunity(opportunity, changes, actor_id=None, expected_version=Non
         changed = save_changes(opportunity, "opportunity", changes, actor_id, expected_version)
         if stage_moved:
             transitions.record_move(actor_id, opportunity, from_stage, to_stage, now)
+        if hold_changes:  # change approval: supersede what this change restates, hold the rest
+            change_approval.hold(opportunity, proposal, base, reasons, approvers, actor_id, changed)
+    if proposal:
+        change_approval.requested()
     if stage_moved:
         transitions.announce(actor_id, opportunity, from_stage, to_stage)
     return changed
