@@ -35,7 +35,13 @@ def crm_register_models(app):
             Campaign, Lead, DuplicateSetting, MatchKey, DuplicatePair,
             WebForm, WebFormSubmission, AssignmentRuleSet, AssignmentGroup, AssignmentGroupMember,
             AssignmentRule, AssignmentProposal, Notification,
-            ImportRun, ImportMapping, ImportedRow]
+            ImportRun, ImportMapping, ImportedRow] + _opportunity_list_models()
+
+
+def _opportunity_list_models():
+    from crm_core.opportunities.saved_views import SavedView
+
+    return [SavedView]
 
 
 @hookimpl
@@ -84,7 +90,14 @@ def crm_register_blueprints(app):
 
     return [core, users, org, accounts, contacts, leads, campaigns, duplicates, transfers,
             custom_fields, segments, webforms,
-            assignment, notifications, imports]
+            assignment, notifications, imports] + _opportunity_pages()
+
+
+def _opportunity_pages():
+    from crm_core.opportunities.admin_views import blueprint as pipelines
+    from crm_core.opportunities.views import blueprint as opportunities
+
+    return [opportunities, pipelines]
 
 
 @hookimpl
@@ -109,7 +122,13 @@ def crm_register_api_blueprints(app):
 
     return [meta, auth_blueprint, users_blueprint, org, audit, accounts_blueprint, contacts_blueprint,
             leads_blueprint, campaigns_blueprint, duplicates, transfers, custom_fields, segments,
-            web_forms, web_to_lead, assignment, notifications, imports]
+            web_forms, web_to_lead, assignment, notifications, imports] + _opportunity_api()
+
+
+def _opportunity_api():
+    from crm_core.opportunities.api import lost_reasons_blueprint, opportunities_blueprint, pipelines_blueprint
+
+    return [opportunities_blueprint, pipelines_blueprint, lost_reasons_blueprint]
 
 
 @hookimpl
@@ -175,6 +194,26 @@ def crm_menu_items(app, actor):
         items.append(MenuItem("custom_fields.list", _l("Custom fields"), order=920))
     if user_id is not None:
         items.append(MenuItem("segments.list", _l("Segments"), order=125))
+    items.extend(_opportunity_menu_items(user_id))
+    return items
+
+
+def _opportunity_menu_items(user_id):
+    """Opportunities and their board for readers of opportunities; the pipelines' settings
+    for holders of opportunities.configure."""
+    from flask_babel import lazy_gettext as _l
+
+    from crm_core.permissions import engine
+    from crm_core.web.slots import MenuItem
+
+    if user_id is None:
+        return []
+    items = []
+    if engine().object_permissions(user_id, "opportunity").read:
+        items += [MenuItem("opportunities.list", _l("Opportunities"), order=80),
+                  MenuItem("opportunities.board", _l("Board"), order=85)]
+    if engine().has_permission(user_id, "opportunities.configure"):
+        items.append(MenuItem("pipelines.list", _l("Pipelines"), order=930))
     return items
 
 
@@ -218,6 +257,8 @@ def crm_register_permissions(app):
     return [Permission("leads.purge", _l("Purge inactive leads"), roles=("sales_manager",)),
             Permission("webforms.manage", _l("Manage web-to-lead forms"), roles=("administrator",)),
             Permission("assignment.manage", _l("Manage assignment rules and round-robin groups"),
+                       roles=("sales_manager",)),
+            Permission("opportunities.configure", _l("Manage pipelines, stages and lost reasons"),
                        roles=("sales_manager",))]
 
 
