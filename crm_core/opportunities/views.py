@@ -82,8 +82,8 @@ OPPORTUNITY = RecordKind(
         Input("stage_id", _l("Stage"), "reference"),
         Input("currency", _l("Currency"), "currency", max_length=3),
         Input("amount", _l("Amount"), "money"),
-        Input("probability", _l("Probability (%)"), "integer",
-              hint=_l("Empty: the stage's probability.")),
+        Input("probability", _l("Probability"), "integer",
+              hint=_l("In percent; empty: the stage's own.")),
         Input("expected_close_date", _l("Expected close date"), "date"),
         Input("closed_date", _l("Closed on"), "date"),
         Input("source", _l("Source"), "choice", SOURCES),
@@ -100,7 +100,7 @@ OPPORTUNITY = RecordKind(
     search=lambda query, text: query.where(Opportunity.name.contains(text)),
     sorts={"expected_close_date": (_l("Expected close date"), Opportunity.expected_close_date),
            "name": (_l("Name"), Opportunity.name), "amount": (_l("Amount"), Opportunity.amount),
-           "probability": (_l("Probability (%)"), Opportunity.probability), "stage": (_l("Stage"), Stage.position),
+           "probability": (_l("Probability"), Opportunity.probability), "stage": (_l("Stage"), Stage.position),
            "updated_at": (_l("Last changed"), Opportunity.updated_at)},
     default_sort="expected_close_date",
     choice_sources={"owner_id": people, "account_id": account_choices, "contact_id": _contact_choices,
@@ -164,6 +164,7 @@ def list_page():
         "crm_core/opportunities/list.html", kind=OPPORTUNITY, records=records, total=total, page=page,
         pages=max(1, -(-total // pages.PER_PAGE)), columns=columns, display=_display(records),
         current=current, sort=sort, bad=bad, query_args=query_args, choices=_filter_choices(args),
+        board_args={k: v for k, v in query_args.items() if k in ("pipeline_id", "owner_id", "department_id", "q")},
         views=saved_views.visible("opportunity", current_user.id),
         can_create=engine().object_permissions(current_user.id, "opportunity").create)
 
