@@ -82,6 +82,16 @@ def build_world(with_password=False):
     web_form = webforms.create_form({"name": "Contact us", "fields": [
         {"name": "last_name", "label": "Name", "required": True}, {"name": "email", "label": "Email"}]},
         actor_id=admin.id)
+    from crm_core.opportunities import services as opportunities
+
+    deal = opportunities.create_opportunity({"name": "Persona deal", "account_id": customer.id, "amount": 1000,
+                                             "currency": "EUR"}, actor_id=rep_a.id)
+    member = opportunities.add_member(deal, {"user_id": auditor.id, "role": "executive_sponsor"})
+    next_stage = opportunities.stages(deal.pipeline_id)[1]
+    projects = opportunities.create_pipeline({"name": "Projects", "stages": [
+        {"name": "Scoping"}, {"name": "Signed", "kind": "won", "probability": 100}]})
+    project_stages = opportunities.stages(projects)
+    lost_reason = opportunities.create_lost_reason({"name": "Price"})
     people = {"rep_a": rep_a, "manager": manager, "rep_b": rep_b, "admin": admin, "auditor": auditor}
     values = {
         "user_id": rep_a.id, "department_id": spare.id, "team_id": team.id,
@@ -98,6 +108,9 @@ def build_world(with_password=False):
         "assignment_rule_id": assignment_rule.id, "assignment_group_id": assignment_group.id,
         "assignable_object": "lead", "proposal_id": proposal.id,
         "import_id": import_run.id, "mapping_id": mapping.id,
+        "opportunity_id": deal.id, "member_id": member.id, "next_stage_id": next_stage.id,
+        "pipeline_id": projects.id, "stage_id": project_stages[0].id,
+        "stage_ids": [s.id for s in reversed(project_stages)], "reason_id": lost_reason.id,
     }
     lockable = {"user": rep_a, "department": spare, "record": record, "team": team,
                 "role": org.role_by_key("sales_rep"), "default": org.default_of("fx_account"),
@@ -105,7 +118,8 @@ def build_world(with_password=False):
                 "custom_field": custom_field, "segment": segment,
                 "web_form": web_form,
                 "assignment_rule": assignment_rule, "assignment_group": assignment_group,
-                "rule_set": assignment.rule_set("lead")}
+                "rule_set": assignment.rule_set("lead"),
+                "opportunity": deal, "pipeline": projects, "stage": project_stages[0], "lost_reason": lost_reason}
     return people, values, lockable
 
 
