@@ -47,12 +47,15 @@ def load_demo(password, scale=0, seed=2026):
     custom_demo.load(find_by_email(DEMO_PEOPLE[0][0]).id)
     web_forms = _demo_web_forms()
     _demo_assignment()
+    from crm_core.opportunities import demo as opportunities_demo
+
+    opportunities = opportunities_demo.load()
     generated = _generate_users(password, scale, seed) if scale else 0
     from crm_core.duplicates.scan import scan
 
     scan()  # the duplicate groups of the demo data, ready for review
     return {"people": created, "departments": departments, "accounts": accounts, "leads": leads,
-            "web_forms": web_forms, "generated": generated}
+            "web_forms": web_forms, "opportunities": opportunities, "generated": generated}
 
 
 def _generate_users(password, count, seed):
