@@ -598,9 +598,17 @@ class AccessEngine:
 
         A user's roles combine by the most permissive; plugin rules only restrict.
         """
+        subject = self.subject(user)
+        cache = self._cache()
+        key = ("fields", subject.user_id, name)
+        if key not in cache:
+            # Asked once per record when a list is dumped: read the rules once per request.
+            cache[key] = self._field_levels(subject, name)
+        return dict(cache[key])
+
+    def _field_levels(self, subject, name):
         from crm_core.org.models import FieldRule
 
-        subject = self.subject(user)
         if subject.is_admin:
             levels = {}
         else:

@@ -65,7 +65,7 @@ def test_the_list_filters_like_the_api_and_exports_what_it_shows(app, world):
     org.set_roles(nam, ["sales_rep"])
     org.place_user(nam, north.id)
     g.pop("_crm_access", None)
-    opps.create_opportunity({"name": "Nam's deal", "account_id": world["account"].id, "owner_id": nam.id,
+    opps.create_opportunity({"name": "Nam's deal", "account_id": world["account"].id, "owner_id": nam.id, "amount": 50,
                              "stage_id": stage("negotiating").id}, actor_id=world["maria"].id)
     maria = signed_in(app, world["maria"])
     north_list = text(maria.get(f"/opportunities?department_id={north.id}"))
