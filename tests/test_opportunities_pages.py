@@ -249,3 +249,20 @@ def test_the_menu_shows_opportunities_to_readers_and_pipelines_to_configurers(ap
     boss_nav = text(signed_in(app, boss).get("/")).split("<nav", 1)[1].split("</nav>", 1)[0]
     assert ">Pipelines<" in boss_nav
     assert re.search(r'href="/settings/pipelines"', boss_nav)
+
+
+def test_custom_fields_of_opportunities_show_in_the_form_list_and_detail(app, world):
+    from crm_core.customfields import services as custom_fields
+
+    custom_fields.create_field({"object": "opportunity", "key": "region", "type": "text",
+                                "labels": {"en": "Sales region"}})
+    rita = signed_in(app, world["rita"])
+    html, token = page(rita, f"/opportunities/{world['deal'].id}/edit")
+    assert 'name="custom.region"' in html
+    saved = rita.post(f"/opportunities/{world['deal'].id}", data={
+        "name": "Rita's deal", "account_id": str(world["account"].id), "custom.region": "Miền Bắc",
+        "version": "1", "csrf_token": token})
+    assert saved.status_code == 302, text(saved)
+    listed = text(rita.get("/opportunities"))
+    assert "Sales region" in listed and "Miền Bắc" in listed
+    assert "Miền Bắc" in text(rita.get(f"/opportunities/{world['deal'].id}"))
