@@ -8,7 +8,6 @@ requirement on the opportunity's page, where the values a stage needs can be giv
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -22,7 +21,7 @@ from crm_core.accounts.views import account_choices, people
 from crm_core.errors import UserError, VersionConflict
 from crm_core.leads.models import Campaign
 from crm_core.opportunities import lists, saved_views, services
-from crm_core.opportunities.models import MEMBER_ROLES, LostReason, Opportunity, OpportunityMember, Pipeline, Stage, StageChange
+from crm_core.opportunities.models import LostReason, Opportunity, OpportunityMember, Pipeline, Stage, StageChange
 from crm_core.opportunities.transitions import StageRequirements
 from crm_core.org.models import Department
 from crm_core.permissions import FIELD_EDIT, FIELD_HIDDEN, engine
@@ -479,9 +478,3 @@ def board():
                                     and v},
                            choices=_filter_choices(args), limit=BOARD_CARDS, bad=bad,
                            move_url=url_for("opportunities_api.OpportunityMove", opportunity_id=0))
-
-
-def money_text(amount, currency):
-    from crm_core.formatting import money
-
-    return money(Decimal(amount), currency)
