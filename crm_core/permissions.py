@@ -600,27 +600,12 @@ class AccessEngine:
         """
         subject = self.subject(user)
         cache = self._cache()
-        key = ("fields", subject.user_id, name)
+        key = ("role_fields", subject.user_id, name)
         if key not in cache:
-            # Asked once per record when a list is dumped: read the rules once per request.
-            cache[key] = self._field_levels(subject, name)
-        return dict(cache[key])
-
-    def _field_levels(self, subject, name):
-        from crm_core.org.models import FieldRule
-
-        if subject.is_admin:
-            levels = {}
-        else:
-            per_field = defaultdict(dict)
-            for rule in FieldRule.select().where(FieldRule.role.in_(subject.role_ids)
-                                                 & (FieldRule.object == name)):
-                per_field[rule.field][rule.role_id] = rule.level
-            levels = {}
-            for field_name, by_role in per_field.items():
-                # A role without a rule for this field leaves it editable.
-                levels[field_name] = max(by_role.get(r, FIELD_EDIT) for r in subject.role_ids)
-            levels = {f: lv for f, lv in levels.items() if lv < FIELD_EDIT}
+            # Asked once per record when a list is dumped: the roles' rules are read once
+            # per request (the plugins' rules are asked every time, they are in memory).
+            cache[key] = self._role_field_levels(subject, name)
+        levels = dict(cache[key])
         answers, failed = self._hook_results("crm_access_field_rules", actor=subject, object=name)
         for owner, items in answers:
             for rules in items:
@@ -637,6 +622,23 @@ class AccessEngine:
         if failed:
             levels["*"] = FIELD_HIDDEN  # every field hidden: fail closed
         return levels
+
+    @staticmethod
+    def _role_field_levels(subject, name):
+        """The roles' rules: for each field, the most permissive of the user's roles."""
+        from crm_core.org.models import FieldRule
+
+        if subject.is_admin:
+            return {}
+        per_field = defaultdict(dict)
+        for rule in FieldRule.select().where(FieldRule.role.in_(subject.role_ids)
+                                             & (FieldRule.object == name)):
+            per_field[rule.field][rule.role_id] = rule.level
+        levels = {}
+        for field_name, by_role in per_field.items():
+            # A role without a rule for this field leaves it editable.
+            levels[field_name] = max(by_role.get(r, FIELD_EDIT) for r in subject.role_ids)
+        return {f: lv for f, lv in levels.items() if lv < FIELD_EDIT}
 
 
 # -- helpers ---------------------------------------------------------------------------------------
