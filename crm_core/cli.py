@@ -514,6 +514,7 @@ def demo(ctx, scale):
         refresh_statistics()  # the generated rows arrived in bulk: plan the lists with them
     click.echo(f"Demo people added: {counts['people']}; departments: {counts['departments']}; "
                f"accounts: {counts['accounts']}; leads: {counts['leads']}; "
+               f"opportunities: {counts['opportunities']}; "
                f"generated sales reps: {counts['generated']}.")
     if first_run:
         click.echo(f"Demo ready. Start it with `crm run` and sign in as {DEMO_ADMIN} with the "

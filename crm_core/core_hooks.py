@@ -39,7 +39,13 @@ def crm_register_models(app):
             WebForm, WebFormSubmission, AssignmentRuleSet, AssignmentGroup, AssignmentGroupMember,
             AssignmentRule, AssignmentProposal, Notification,
             ImportRun, ImportMapping, ImportedRow,
-            ApprovalPolicy, ApprovalRequest, ApprovalStep]
+            ApprovalPolicy, ApprovalRequest, ApprovalStep] + _opportunity_list_models()
+
+
+def _opportunity_list_models():
+    from crm_core.opportunities.saved_views import SavedView
+
+    return [SavedView]
 
 
 @hookimpl
@@ -91,7 +97,14 @@ def crm_register_blueprints(app):
 
     return [core, users, org, accounts, contacts, leads, campaigns, duplicates, transfers,
             custom_fields, segments, webforms,
-            assignment, notifications, imports, stage_gates, approvals]
+            assignment, notifications, imports, stage_gates, approvals] + _opportunity_pages()
+
+
+def _opportunity_pages():
+    from crm_core.opportunities.admin_views import blueprint as pipelines
+    from crm_core.opportunities.views import blueprint as opportunities
+
+    return [opportunities, pipelines]
 
 
 @hookimpl
@@ -119,7 +132,13 @@ def crm_register_api_blueprints(app):
 
     return [meta, auth_blueprint, users_blueprint, org, audit, accounts_blueprint, contacts_blueprint,
             leads_blueprint, campaigns_blueprint, duplicates, transfers, custom_fields, segments,
-            web_forms, web_to_lead, assignment, notifications, imports, stage_gates, approvals]
+            web_forms, web_to_lead, assignment, notifications, imports, stage_gates, approvals] + _opportunity_api()
+
+
+def _opportunity_api():
+    from crm_core.opportunities.api import lost_reasons_blueprint, opportunities_blueprint, pipelines_blueprint
+
+    return [opportunities_blueprint, pipelines_blueprint, lost_reasons_blueprint]
 
 
 @hookimpl
@@ -204,6 +223,26 @@ def crm_menu_items(app, actor):
         from crm_core.approvals.views import menu_label
 
         items.append(MenuItem("approvals.inbox", menu_label(), order=96, group="tools"))
+    items.extend(_opportunity_menu_items(user_id))
+    return items
+
+
+def _opportunity_menu_items(user_id):
+    """Opportunities and their board for readers of opportunities; the pipelines' settings
+    for holders of opportunities.configure."""
+    from flask_babel import lazy_gettext as _l
+
+    from crm_core.permissions import engine
+    from crm_core.web.slots import MenuItem
+
+    if user_id is None:
+        return []
+    items = []
+    if engine().object_permissions(user_id, "opportunity").read:
+        items += [MenuItem("opportunities.list", _l("Opportunities"), order=80),
+                  MenuItem("opportunities.board", _l("Board"), order=85)]
+    if engine().has_permission(user_id, "opportunities.configure"):
+        items.append(MenuItem("pipelines.list", _l("Pipelines"), order=925, group="admin"))
     return items
 
 
@@ -253,9 +292,9 @@ def crm_register_permissions(app):
             Permission("webforms.manage", _l("Manage web-to-lead forms"), roles=("administrator",)),
             Permission("assignment.manage", _l("Manage assignment rules and round-robin groups"),
                        roles=("sales_manager",)),
-            # -- stage gates (issue 6); the ui helper may register the same name: keep one --
-            Permission("opportunities.configure", _l("Configure pipelines, stages and stage gates"),
-                       roles=("administrator",)),
+            Permission("opportunities.configure",
+                       _l("Configure pipelines, stages, lost reasons and stage gates"),
+                       roles=("sales_manager",)),
             Permission("approvals.manage", _l("Manage approval policies"), roles=("administrator",))]
 
 

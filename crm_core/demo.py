@@ -47,6 +47,9 @@ def load_demo(password, scale=0, seed=2026):
     custom_demo.load(find_by_email(DEMO_PEOPLE[0][0]).id)
     web_forms = _demo_web_forms()
     _demo_assignment()
+    from crm_core.opportunities import demo as opportunities_demo
+
+    opportunities = opportunities_demo.load()
     from crm_core.approvals import demo as approvals_demo
 
     approvals_demo.load()  # after the demo opportunities: one of them waits for approval
@@ -58,7 +61,7 @@ def load_demo(password, scale=0, seed=2026):
 
     scan()  # the duplicate groups of the demo data, ready for review
     return {"people": created, "departments": departments, "accounts": accounts, "leads": leads,
-            "web_forms": web_forms, "generated": generated}
+            "web_forms": web_forms, "opportunities": opportunities, "generated": generated}
 
 
 def _generate_users(password, count, seed):

@@ -646,21 +646,14 @@ class AccessEngine:
 
         A user's roles combine by the most permissive; plugin rules only restrict.
         """
-        from crm_core.org.models import FieldRule
-
         subject = self.subject(user)
-        if subject.is_admin:
-            levels = {}
-        else:
-            per_field = defaultdict(dict)
-            for rule in FieldRule.select().where(FieldRule.role.in_(subject.role_ids)
-                                                 & (FieldRule.object == name)):
-                per_field[rule.field][rule.role_id] = rule.level
-            levels = {}
-            for field_name, by_role in per_field.items():
-                # A role without a rule for this field leaves it editable.
-                levels[field_name] = max(by_role.get(r, FIELD_EDIT) for r in subject.role_ids)
-            levels = {f: lv for f, lv in levels.items() if lv < FIELD_EDIT}
+        cache = self._cache()
+        key = ("role_fields", subject.user_id, name)
+        if key not in cache:
+            # Asked once per record when a list is dumped: the roles' rules are read once
+            # per request (the plugins' rules are asked every time, they are in memory).
+            cache[key] = self._role_field_levels(subject, name)
+        levels = dict(cache[key])
         answers, failed = self._hook_results("crm_access_field_rules", actor=subject, object=name)
         for owner, items in answers:
             for rules in items:
@@ -677,6 +670,23 @@ class AccessEngine:
         if failed:
             levels["*"] = FIELD_HIDDEN  # every field hidden: fail closed
         return levels
+
+    @staticmethod
+    def _role_field_levels(subject, name):
+        """The roles' rules: for each field, the most permissive of the user's roles."""
+        from crm_core.org.models import FieldRule
+
+        if subject.is_admin:
+            return {}
+        per_field = defaultdict(dict)
+        for rule in FieldRule.select().where(FieldRule.role.in_(subject.role_ids)
+                                             & (FieldRule.object == name)):
+            per_field[rule.field][rule.role_id] = rule.level
+        levels = {}
+        for field_name, by_role in per_field.items():
+            # A role without a rule for this field leaves it editable.
+            levels[field_name] = max(by_role.get(r, FIELD_EDIT) for r in subject.role_ids)
+        return {f: lv for f, lv in levels.items() if lv < FIELD_EDIT}
 
 
 # -- helpers ---------------------------------------------------------------------------------------

@@ -241,3 +241,36 @@ def test_every_page_is_translated(browser, server, locale):
     finally:
         context.close()
     assert not english, f"English text on {locale} pages: {english}"
+
+
+# -- the opportunity board ------------------------------------------------------------
+
+def test_a_card_dragged_to_another_stage_moves_and_a_refused_move_stays(page, server):
+    """Drag-and-drop posts the move to the API; a stage that needs a lost reason refuses it,
+    the card stays in its column and the requirement is shown."""
+    sign_in(page, server)
+    page.goto(server + "/accounts/new")
+    page.locator("#f-name").fill("Board account")
+    page.locator("main form button[type=submit].primary").click()
+    page.wait_for_load_state()
+    page.goto(server + "/opportunities/new")
+    page.locator("#f-name").fill("Dragged deal")
+    page.select_option("#f-account_id", label="Board account")
+    page.locator("main form button[type=submit].primary").click()
+    page.wait_for_load_state()
+    page.goto(server + "/opportunities/board")
+    columns = page.locator(".board-column")
+    names = columns.locator("h2").all_inner_texts()
+    card = page.locator(".card", has_text="Dragged deal")
+    assert card.locator("xpath=ancestor::section").locator("h2").inner_text() == "Qualified"
+    # Grabbed by its corner: the middle of a card may be its "Move to" select.
+    card.drag_to(columns.nth(names.index("Negotiating")), source_position={"x": 4, "y": 4})
+    page.wait_for_function("() => [...document.querySelectorAll('.board-column')].some(c => "
+                           "c.querySelector('h2').textContent === 'Negotiating' && "
+                           "c.textContent.includes('Dragged deal'))")
+    card = page.locator(".card", has_text="Dragged deal")
+    card.drag_to(columns.nth(names.index("Sale Lost")), source_position={"x": 4, "y": 4})
+    problem = page.locator("#board-problem")
+    problem.wait_for(state="visible")
+    assert "Choose why the deal was lost." in problem.inner_text()
+    assert card.locator("xpath=ancestor::section").locator("h2").inner_text() == "Negotiating"

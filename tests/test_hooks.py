@@ -433,14 +433,15 @@ def test_hook_crm_menu_items(app_factory, register_plugin):
     nav = page.split("<nav", 1)[1].split("</nav>", 1)[0]
     assert '<a href="/plugins/notes/">Notes</a>' in nav
     # sorted by (order, label): the core's Dashboard (0), Territories (10), Notes (50),
-    # Zones (50), then the core's Leads (90), Accounts (100), Contacts (110), Campaigns (120)
-    # on the bar; then the folded groups: Tools (Assignments, Approvals, Segments, Duplicates,
-    # Transfer records, Import) and Administration (Web forms, Users, Organisation, Custom fields,
-    # Stage gates: administrators only)
+    # Zones (50), then the core's Opportunities (80), Board (85), Leads (90), Accounts (100),
+    # Contacts (110), Campaigns (120) on the bar; then the folded groups: Tools (Assignments,
+    # Approvals, Segments, Duplicates, Transfer records, Import) and Administration (Web forms,
+    # Users, Organisation, Custom fields, Pipelines, Stage gates)
     labels = re.findall(r'<a href="[^"]*"[^>]*>([^<]*)</a>', nav)
-    assert labels == ["Dashboard", "Territories", "Notes", "Zones", "Leads", "Accounts",
-                      "Contacts", "Campaigns", "Assignments", "Approvals", "Segments", "Duplicates", "Transfer records",
-                      "Import", "Web forms", "Users", "Organisation", "Custom fields", "Stage gates"]
+    assert labels == ["Dashboard", "Territories", "Notes", "Zones", "Opportunities", "Board", "Leads",
+                      "Accounts", "Contacts", "Campaigns", "Assignments", "Approvals", "Segments",
+                      "Duplicates", "Transfer records", "Import", "Web forms", "Users", "Organisation",
+                      "Custom fields", "Pipelines", "Stage gates"]
     groups = re.findall(r"<summary>([^<]*)</summary>", nav)
     assert groups == ["Tools", "Administration"]
     tools = nav.split("<summary>Tools</summary>", 1)[1].split("</details>", 1)[0]
@@ -490,6 +491,37 @@ def test_hook_crm_page_slot(app_factory, register_plugin):
     assert footer == "&lt;notes &amp; footer&gt;"  # a plain string: escaped
     assert "<notes & footer>" not in page
     assert {"head", "dashboard", "footer"} <= set(calls)
+
+
+@pytest.mark.crm_plugins("notes")
+def test_record_pages_offer_panels_and_actions_to_plugins(app_factory, register_plugin):
+    """Every record kind's detail page has the "record_panels" and "record_actions" slots,
+    with the kind's name and the record in the context."""
+    seen = []
+
+    def crm_page_slot(app, slot, actor, context):
+        if slot in ("record_panels", "record_actions"):
+            seen.append((slot, context["object"], context["record"].id, getattr(actor, "id", None)))
+            return Markup(f'<p class="{slot}">{context["object"]} {context["record"].id}</p>')
+        return None
+
+    register_plugin(plugin_module("regions", crm_page_slot))
+    app = app_factory()
+    with app.app_context():
+        from crm_core.accounts import services as accounts
+        from crm_core.opportunities import services as opportunities
+        from crm_core.testing import make_user, signed_in
+
+        user = make_user(is_admin=True)
+        account = accounts.create_account({"name": "Minh An"}, actor_id=user.id)
+        deal = opportunities.create_opportunity({"name": "Deal", "account_id": account.id}, actor_id=user.id)
+        browser = signed_in(app, user)
+        account_page = browser.get(f"/accounts/{account.id}").get_data(as_text=True)
+        deal_page = browser.get(f"/opportunities/{deal.id}").get_data(as_text=True)
+    assert f'<p class="record_panels">account {account.id}</p>' in account_page
+    assert f'<p class="record_actions">account {account.id}</p>' in account_page
+    assert f'<p class="record_panels">opportunity {deal.id}</p>' in deal_page
+    assert ("record_actions", "opportunity", deal.id, user.id) in seen
 
 
 # -- crm_app_created ---------------------------------------------------------------------------

@@ -97,6 +97,15 @@ def build_world(with_password=False):
     negotiating = next(s for s in opportunities.stages(opportunities.default_pipeline()) if s.key == "negotiating")
     stage_gate = stage_gates.create_gate({"stage_id": negotiating.id, "kind": "field", "params": {"field": "amount"}},
                                          actor_id=admin.id)
+
+    deal = opportunities.create_opportunity({"name": "Persona deal", "account_id": customer.id, "amount": 1000,
+                                             "currency": "EUR"}, actor_id=rep_a.id)
+    member = opportunities.add_member(deal, {"user_id": auditor.id, "role": "executive_sponsor"})
+    next_stage = opportunities.stages(deal.pipeline_id)[1]
+    projects = opportunities.create_pipeline({"name": "Projects", "stages": [
+        {"name": "Scoping"}, {"name": "Signed", "kind": "won", "probability": 100}]})
+    project_stages = opportunities.stages(projects)
+    lost_reason = opportunities.create_lost_reason({"name": "Price"})
     people = {"rep_a": rep_a, "manager": manager, "rep_b": rep_b, "admin": admin, "auditor": auditor}
     values = {
         "user_id": rep_a.id, "department_id": spare.id, "team_id": team.id,
@@ -113,8 +122,11 @@ def build_world(with_password=False):
         "assignment_rule_id": assignment_rule.id, "assignment_group_id": assignment_group.id,
         "assignable_object": "lead", "proposal_id": proposal.id,
         "import_id": import_run.id, "mapping_id": mapping.id,
-        "stage_id": negotiating.id, "stage_gate_id": stage_gate.id,
+        "stage_gate_id": stage_gate.id,
         "approval_id": approval.id, "approval_kind": "opportunity_change",
+        "opportunity_id": deal.id, "member_id": member.id, "next_stage_id": next_stage.id,
+        "pipeline_id": projects.id, "stage_id": project_stages[0].id,
+        "stage_ids": [s.id for s in reversed(project_stages)], "reason_id": lost_reason.id,
     }
     lockable = {"user": rep_a, "department": spare, "record": record, "team": team,
                 "role": org.role_by_key("sales_rep"), "default": org.default_of("fx_account"),
@@ -123,7 +135,8 @@ def build_world(with_password=False):
                 "web_form": web_form,
                 "assignment_rule": assignment_rule, "assignment_group": assignment_group,
                 "rule_set": assignment.rule_set("lead"), "stage_gate": stage_gate,
-                "approval_policy": approvals.policy("opportunity_change")}
+                "approval_policy": approvals.policy("opportunity_change"),
+                "opportunity": deal, "pipeline": projects, "stage": project_stages[0], "lost_reason": lost_reason}
     return people, values, lockable
 
 

@@ -86,7 +86,13 @@ class Opportunity(RecordModel):
                    (("owner_id", "expected_close_date"), False),
                    (("pipeline", "stage"), False),
                    (("account", "stage"), False),
-                   (("status", "closed_date"), False))
+                   (("status", "closed_date"), False),
+                   # Every sort key of the lists (migration 0016): after the owner for a
+                   # rep's list, alone for those who see many owners.
+                   (("owner_id", "updated_at"), False), (("owner_id", "name"), False),
+                   (("owner_id", "amount"), False), (("owner_id", "probability"), False),
+                   (("expected_close_date",), False), (("updated_at",), False), (("name",), False),
+                   (("amount",), False))
 
 
 class OpportunityMember(BaseModel):
