@@ -29,7 +29,10 @@ def crm_register_models(app):
     from crm_core.opportunities.models import (LostReason, Opportunity, OpportunityMember, Pipeline,
                                                Stage, StageChange)
 
-    return [Pipeline, Stage, LostReason, Opportunity, OpportunityMember, StageChange, CustomField, Segment, User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
+    from crm_core.funnel.models import CurrencyRate, FunnelClosedMonth, FunnelTotal
+
+    return [FunnelTotal, FunnelClosedMonth, CurrencyRate,
+            Pipeline, Stage, LostReason, Opportunity, OpportunityMember, StageChange, CustomField, Segment, User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
             RolePermission, UserRole, AccessDefault, SharingRule, RecordShare, FieldRule,
             FieldHistory, SecurityEvent, RecycleGroup, RecycleItem, RoleGrant, Account, Contact,
             Campaign, Lead, DuplicateSetting, MatchKey, DuplicatePair,
