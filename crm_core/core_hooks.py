@@ -85,9 +85,12 @@ def crm_register_blueprints(app):
 
     from crm_core.imports.views import blueprint as imports
 
+    # The sales funnel and the currency rates (issue 6).
+    from crm_core.funnel.views import blueprint as funnel, rates_blueprint as currency_rates
+
     return [core, users, org, accounts, contacts, leads, campaigns, duplicates, transfers,
             custom_fields, segments, webforms,
-            assignment, notifications, imports]
+            assignment, notifications, imports, funnel, currency_rates]
 
 
 @hookimpl
@@ -110,9 +113,12 @@ def crm_register_api_blueprints(app):
 
     from crm_core.imports.api import blueprint as imports
 
+    # The sales funnel and the currency rates (issue 6).
+    from crm_core.funnel.api import rates_blueprint as currency_rates, reports_blueprint as reports
+
     return [meta, auth_blueprint, users_blueprint, org, audit, accounts_blueprint, contacts_blueprint,
             leads_blueprint, campaigns_blueprint, duplicates, transfers, custom_fields, segments,
-            web_forms, web_to_lead, assignment, notifications, imports]
+            web_forms, web_to_lead, assignment, notifications, imports, reports, currency_rates]
 
 
 @hookimpl
@@ -131,7 +137,7 @@ def crm_register_template_globals(app):
 
 @hookimpl
 def crm_page_slot(app, slot, actor, context):
-    """The dashboard shows the user's unread notifications."""
+    """The dashboard shows the user's unread notifications and their own sales funnel."""
     if slot != "dashboard" or actor is None:
         return None
     from flask import render_template
@@ -139,8 +145,12 @@ def crm_page_slot(app, slot, actor, context):
 
     from crm_core.notifications.views import entries
 
-    return Markup(render_template("crm_core/notifications/_widget.html",
-                                  entries=entries(actor.id, limit=5, unread_only=True)))
+    notifications = Markup(render_template("crm_core/notifications/_widget.html",
+                                           entries=entries(actor.id, limit=5, unread_only=True)))
+    # The sales funnel (issue 6).
+    from crm_core.funnel.views import dashboard_widget
+
+    return notifications + (dashboard_widget(actor) or Markup(""))
 
 
 @hookimpl
@@ -172,6 +182,11 @@ def crm_menu_items(app, actor):
     if user_id is not None and any(engine().object_permissions(user_id, name).create
                                    for name in ("account", "contact", "lead")):
         items.append(MenuItem("imports.list", _l("Import"), order=160))
+    # The sales funnel and the currency rates (issue 6).
+    if user_id is not None and engine().object_permissions(user_id, "opportunity").read:
+        items.append(MenuItem("funnel.funnel", _l("Funnel"), order=85))
+    if user_id is not None and engine().has_permission(user_id, "currency_rates.manage"):
+        items.append(MenuItem("currency_rates.list", _l("Currency rates"), order=930))
     if getattr(actor, "is_admin", False):
         items.append(MenuItem("users.list", _l("Users"), order=900))
         items.append(MenuItem("org.overview", _l("Organisation"), order=910))
@@ -221,7 +236,9 @@ def crm_register_permissions(app):
     return [Permission("leads.purge", _l("Purge inactive leads"), roles=("sales_manager",)),
             Permission("webforms.manage", _l("Manage web-to-lead forms"), roles=("administrator",)),
             Permission("assignment.manage", _l("Manage assignment rules and round-robin groups"),
-                       roles=("sales_manager",))]
+                       roles=("sales_manager",)),
+            # The currency rates the funnel converts with (issue 6).
+            Permission("currency_rates.manage", _l("Manage currency rates"), roles=("administrator",))]
 
 
 @hookimpl

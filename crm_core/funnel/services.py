@@ -27,7 +27,7 @@ from crm_core.funnel.rates import MissingRate, company_currency, converter
 from crm_core.money import SCALE, check_currency
 from crm_core.opportunities.models import Opportunity, Pipeline, Stage
 from crm_core.org.services import Problems
-from crm_core.permissions import engine
+from crm_core.permissions import FIELD_EDIT, FIELD_HIDDEN, engine
 
 CLOSED = ("won", "lost")
 HUNDRED = Decimal(100)
@@ -302,7 +302,7 @@ def funnel(user_id, pipeline_id=None, owner_id=None, team_id=None, department_id
             by_kind[status]["amount"][c] += units
     won, lost = by_kind["won"], by_kind["lost"]
     won_amount, lost_amount = converted(won["amount"]), converted(lost["amount"])
-    return {
+    report = {
         "pipeline_id": pipeline.id, "pipeline": pipeline.name,
         "owner_id": owner_id, "team_id": team_id, "department_id": department_id,
         "currency": target, "missing_rates": missing,
@@ -323,3 +323,26 @@ def funnel(user_id, pipeline_id=None, owner_id=None, team_id=None, department_id
         "win_rate_value": (None if won_amount is None or lost_amount is None
                            else _rate(won_amount, won_amount + lost_amount)),
     }
+    return _without_hidden_money(user_id, report)
+
+
+def _hidden(levels, name):
+    return levels.get("*", levels.get(name, FIELD_EDIT)) == FIELD_HIDDEN if "*" in levels else \
+        levels.get(name, FIELD_EDIT) == FIELD_HIDDEN
+
+
+def _without_hidden_money(user_id, report):
+    """Field security holds in aggregates too (I7): no sums of an amount (or of a
+    probability) the reader may not see."""
+    levels = engine().field_levels(user_id, "opportunity")
+    no_amount, no_probability = _hidden(levels, "amount"), _hidden(levels, "probability")
+    if not (no_amount or no_probability):
+        return report
+    names = {"weighted_amount"} | ({"amount", "total_amount", "won_amount", "lost_amount"} if no_amount else set())
+    blank = lambda row: {k: (None if k in names else v) for k, v in row.items()}  # noqa: E731
+    report = blank(report)
+    report["stages"] = [{**blank(s), "amounts": [blank(a) for a in s["amounts"]]} for s in report["stages"]]
+    report["totals_by_currency"] = [blank(t) for t in report["totals_by_currency"]]
+    if no_amount:
+        report["win_rate_value"] = None
+    return report
