@@ -160,12 +160,17 @@ class Organisation:
 
     def ancestors(self, department_id):
         """The department and every department above it."""
-        chain, seen = [], set()
-        while department_id is not None and department_id not in seen:
-            seen.add(department_id)
-            chain.append(department_id)
-            department_id = self.department_parent.get(department_id)
-        return chain
+        # Memoised per organisation (one request): the manager of each of a thousand
+        # users walks up the same few departments.
+        chains = self.__dict__.setdefault("_chains", {})
+        if department_id not in chains:
+            chain, seen, current = [], set(), department_id
+            while current is not None and current not in seen:
+                seen.add(current)
+                chain.append(current)
+                current = self.department_parent.get(current)
+            chains[department_id] = tuple(chain)
+        return list(chains[department_id])
 
     def subtree(self, department_id):
         return {d for d in self.department_parent if department_id in self.ancestors(d)}

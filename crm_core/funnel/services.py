@@ -72,6 +72,12 @@ def _weighted_column():
     return fn_sum(amount * Opportunity.probability)
 
 
+def _in(column, ids):
+    """``column IN (ids)`` with the ids written into the SQL: a manager's hundreds of
+    owner ids compile far faster as one literal than as bound parameters."""
+    return column.in_(peewee.SQL("(%s)" % ", ".join(str(int(i)) for i in sorted(ids))))
+
+
 def fn_sum(expression):
     return peewee.fn.COALESCE(peewee.fn.SUM(expression), 0).coerce(False)
 
@@ -100,9 +106,9 @@ def _others(parts, whole, scope, condition):
         return None
     base = Opportunity.deleted_at.is_null() & condition
     if whole:
-        base &= Opportunity.owner_id.not_in(sorted(whole))
+        base &= Opportunity.owner_id.not_in(peewee.SQL("(%s)" % ", ".join(str(int(i)) for i in sorted(whole))))
     if scope is not None:
-        base &= Opportunity.owner_id.in_(sorted(scope))
+        base &= _in(Opportunity.owner_id, scope) if scope else peewee.SQL("1 = 0")
     ids = reduce(lambda a, b: a | b, [Opportunity.select(Opportunity.id).where(base & expression)
                                       for expression in parts.others])
     return Opportunity.id.in_(ids)
@@ -126,7 +132,7 @@ def stage_rows(user_id, pipeline_id, scope=None):
                                     fn_sum(FunnelTotal.amount), fn_sum(FunnelTotal.weighted))
                  .where(FunnelTotal.pipeline_id == pipeline_id))
         if whole is not None:
-            query = query.where(FunnelTotal.owner_id.in_(sorted(whole)))
+            query = query.where(_in(FunnelTotal.owner_id, whole))
         _accumulate(totals, query.group_by(FunnelTotal.stage_id, FunnelTotal.currency).tuples())
     others = _others(parts, whole, scope, on_pipeline)
     if others is not None:
@@ -191,12 +197,12 @@ def closed_rows(user_id, pipeline_id, scope=None, start=None, end=None):
                      .where((FunnelClosedMonth.pipeline_id == pipeline_id)
                             & FunnelClosedMonth.month.between(lo, hi)))
             if whole is not None:
-                query = query.where(FunnelClosedMonth.owner_id.in_(sorted(whole)))
+                query = query.where(_in(FunnelClosedMonth.owner_id, whole))
             _accumulate(totals, query.group_by(FunnelClosedMonth.status, FunnelClosedMonth.currency).tuples())
         for edge_start, edge_end in edges:
             condition = closed & Opportunity.deleted_at.is_null() & _between(edge_start, edge_end)
             if whole is not None:
-                condition &= Opportunity.owner_id.in_(sorted(whole))
+                condition &= _in(Opportunity.owner_id, whole)
             _accumulate(totals, Opportunity.select(*scan_fields).where(condition).group_by(*group).tuples())
     others = _others(parts, whole, scope, closed & _between(start, end))
     if others is not None:
@@ -233,7 +239,9 @@ def funnel(user_id, pipeline_id=None, owner_id=None, team_id=None, department_id
         if pipeline is None:
             problems.add("pipeline_id", _l("No such pipeline."))
     else:
-        pipeline = default_pipeline()
+        # The default pipeline without writing the registered ones again on every view.
+        pipeline = (Pipeline.alive().where(Pipeline.is_default == True).first()  # noqa: E712
+                    or default_pipeline())
         if pipeline is None:
             problems.add("pipeline_id", _l("No pipeline is set up yet: ask an administrator."))
     scope = scope_owners(owner_id, team_id, department_id, problems)
