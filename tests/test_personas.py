@@ -78,6 +78,9 @@ def build_world(with_password=False):
 
     import_run = imports.start_import("lead", b"last_name\nPham\n", "leads.csv", rep_a.id, dry_run=True)
     mapping = imports.save_mapping("lead", "Fair list", {"Surname": "last_name"}, rep_a.id)
+    from crm_core.funnel import rates as currency_rates
+
+    currency_rate = currency_rates.create_rate({"currency": "EUR", "rate": "1.1", "valid_from": "2026-01-01"})
     _, rep_a_token = issue_token(rep_a, "laptop")
     web_form = webforms.create_form({"name": "Contact us", "fields": [
         {"name": "last_name", "label": "Name", "required": True}, {"name": "email", "label": "Email"}]},
@@ -98,6 +101,7 @@ def build_world(with_password=False):
         "assignment_rule_id": assignment_rule.id, "assignment_group_id": assignment_group.id,
         "assignable_object": "lead", "proposal_id": proposal.id,
         "import_id": import_run.id, "mapping_id": mapping.id,
+        "currency_rate_id": currency_rate.id,
     }
     lockable = {"user": rep_a, "department": spare, "record": record, "team": team,
                 "role": org.role_by_key("sales_rep"), "default": org.default_of("fx_account"),

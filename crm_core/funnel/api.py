@@ -143,21 +143,21 @@ class Rates(MethodView):
         return jsonify(_dump(rates.create_rate(data, actor_id=current_user.id))), 201
 
 
-@rates_blueprint.route("/<int:rate_id>")
+@rates_blueprint.route("/<int:currency_rate_id>")
 class RateItem(MethodView):
     @rates_blueprint.response(200, RateSchema)
-    def get(self, rate_id):
+    def get(self, currency_rate_id):
         """One rate."""
-        rate = CurrencyRate.get_or_none(CurrencyRate.id == rate_id)
+        rate = CurrencyRate.get_or_none(CurrencyRate.id == currency_rate_id)
         if rate is None:
             raise ApiError(404)
         return jsonify(_dump(rate))
 
     @rates_blueprint.response(204)
-    def delete(self, rate_id):
+    def delete(self, currency_rate_id):
         """Delete a rate entered by mistake."""
         _require_manage()
-        rate = CurrencyRate.get_or_none(CurrencyRate.id == rate_id)
+        rate = CurrencyRate.get_or_none(CurrencyRate.id == currency_rate_id)
         if rate is None:
             raise ApiError(404)
         rates.delete_rate(rate)
