@@ -440,3 +440,12 @@ def test_the_aggregate_answer_equals_the_plain_scan(app, company, data):
             assert closed == expected, (reader.email, data)
         transaction.rollback()
     assert SharingRule.select().count() == 0 and FunnelTotal.select().where(FunnelTotal.count > 0).count() == 0
+
+
+def test_the_demo_rates_convert_into_the_company_currency_once(app):
+    from crm_core.funnel import demo
+    from crm_core.funnel.models import CurrencyRate
+
+    assert demo.load() == 7 and demo.load() == 0
+    assert CurrencyRate.get(CurrencyRate.currency == "EUR").rate == "1.08"
+    assert rates.convert(Decimal("100"), "EUR", "PLN") == Decimal("432")

@@ -103,7 +103,7 @@ class Funnel(MethodView):
         return jsonify(services.funnel(current_user.id, **args))
 
 
-class RateSchema(Schema):
+class CurrencyRateSchema(Schema):
     id = ma.fields.Integer(dump_only=True)
     currency = ma.fields.String(required=True)
     rate = ma.fields.String(required=True, metadata={
@@ -112,9 +112,9 @@ class RateSchema(Schema):
     created_at = ma.fields.DateTime(dump_only=True)
 
 
-class RateListSchema(Schema):
+class CurrencyRateListSchema(Schema):
     company_currency = ma.fields.String()
-    items = ma.fields.List(ma.fields.Nested(RateSchema))
+    items = ma.fields.List(ma.fields.Nested(CurrencyRateSchema))
 
 
 def _dump(rate):
@@ -129,14 +129,14 @@ def _require_manage():
 
 @rates_blueprint.route("")
 class Rates(MethodView):
-    @rates_blueprint.response(200, RateListSchema)
+    @rates_blueprint.response(200, CurrencyRateListSchema)
     def get(self):
         """Every rate, newest first per currency."""
         return jsonify({"company_currency": rates.company_currency(),
                         "items": [_dump(r) for r in rates.rates()]})
 
-    @rates_blueprint.arguments(RateSchema)
-    @rates_blueprint.response(201, RateSchema)
+    @rates_blueprint.arguments(CurrencyRateSchema)
+    @rates_blueprint.response(201, CurrencyRateSchema)
     def post(self, data):
         """Record a rate valid from a date (one per currency and date)."""
         _require_manage()
@@ -145,7 +145,7 @@ class Rates(MethodView):
 
 @rates_blueprint.route("/<int:currency_rate_id>")
 class RateItem(MethodView):
-    @rates_blueprint.response(200, RateSchema)
+    @rates_blueprint.response(200, CurrencyRateSchema)
     def get(self, currency_rate_id):
         """One rate."""
         rate = CurrencyRate.get_or_none(CurrencyRate.id == currency_rate_id)
