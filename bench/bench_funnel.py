@@ -4,6 +4,7 @@ and a rep's first page of 50 opportunities; each beside the same question in pla
 without access rules.
 
     .venv/bin/python bench/bench_funnel.py [--rows 1000000] [--users 1000] [--database-url URL] [--runs 21]
+                                           [--measure-only] [--profile]
 
 Makes its own data (a fresh SQLite file unless --database-url names an empty database):
 a company department with 18 divisions of two teams each plus the bench manager's team
@@ -140,6 +141,8 @@ def main():
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--profile", action="store_true", help="profile the manager's funnel")
+    parser.add_argument("--measure-only", action="store_true",
+                        help="measure the data an earlier run left in --database-url")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-funnel-"))
     url = args.database_url or f"sqlite:///{folder / 'bench.db'}"
@@ -158,18 +161,26 @@ def main():
 
     app = create_app(base_config(url, folder / "instance"))
     with app.test_request_context(), app.extensions["crm_db"].connection_context():
-        migrate(app)
-        admin, manager, reps, everyone = organisation(args.users)
-        account = accounts.create_account({"name": "Bench account"}, actor_id=admin)
-        pipeline = opps.default_pipeline()
-        stages = opps.stages(pipeline)
-        build(args.rows, everyone, account.id, pipeline, stages)
-        outside = [i for (i,) in Opportunity.select(Opportunity.id).where(
-            Opportunity.owner_id.not_in([manager, *reps])).limit(40).tuples()]
-        RecordShare.insert_many([{"object": "opportunity", "record_id": i, "target_type": "user",
-                                  "target_id": manager, "level": int(Level.READ)} for i in outside[:20]]).execute()
-        OpportunityMember.insert_many([{"opportunity": i, "user_id": manager, "role": "presales",
-                                        "access": "read"} for i in outside[20:]]).execute()
+        if args.measure_only:  # the data of an earlier run of this script
+            from crm_core.users.models import User
+
+            everyone = [u for (u,) in User.select(User.id).order_by(User.id).tuples()]
+            admin, manager, reps = everyone[0], everyone[1], everyone[2:52]
+            pipeline = opps.default_pipeline()
+            stages = opps.stages(pipeline)
+        else:
+            migrate(app)
+            admin, manager, reps, everyone = organisation(args.users)
+            account = accounts.create_account({"name": "Bench account"}, actor_id=admin)
+            pipeline = opps.default_pipeline()
+            stages = opps.stages(pipeline)
+            build(args.rows, everyone, account.id, pipeline, stages)
+            outside = [i for (i,) in Opportunity.select(Opportunity.id).where(
+                Opportunity.owner_id.not_in([manager, *reps])).limit(40).tuples()]
+            RecordShare.insert_many([{"object": "opportunity", "record_id": i, "target_type": "user",
+                                      "target_id": manager, "level": int(Level.READ)} for i in outside[:20]]).execute()
+            OpportunityMember.insert_many([{"opportunity": i, "user_id": manager, "role": "presales",
+                                            "access": "read"} for i in outside[20:]]).execute()
         print(f"{vendor()}: {args.rows:,} opportunities, {len(everyone):,} users; the manager has "
               f"{len(engine().subject(manager).subordinates)} people below them, 20 shares and 20 team seats outside")
         weighted = "CAST(amount AS NUMERIC) * probability" if vendor() == "postgresql" else "amount * probability"

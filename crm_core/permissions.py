@@ -592,14 +592,14 @@ class AccessEngine:
         shared = (RecordShare.select(RecordShare.record_id)
                   .where((RecordShare.object == obj.name) & (RecordShare.level >= int(level))
                          & _or(targets)))
-        others.append(model.id.in_(shared))
+        others.append(in_subquery(model.id, shared))
         if level <= Level.READ:
             for link in obj.children:
                 child = self.objects[link.child]
                 readable = self.read_filter(subject.user_id, link.child)
                 if readable is not None:
                     column = getattr(child.model, link.field)
-                    others.append(model.id.in_(child.model.select(column).where(
+                    others.append(in_subquery(model.id, child.model.select(column).where(
                         readable & column.is_null(False))))
         answers, _failed = self._hook_results("crm_access_grants", actor=subject, object=obj.name)
         for owner, items in answers:
@@ -715,6 +715,18 @@ def _or(expressions):
     for expression in expressions:
         result = expression if result is None else (result | expression)
     return result
+
+
+def in_subquery(column, query):
+    """``column IN (query)``; on PostgreSQL written ``column = ANY(ARRAY(query))``: the array
+    is computed once, so an OR of grants combines index scans (BitmapOr) instead of testing
+    every row against a hashed subplan (a rep's first page of 1M opportunities: ~230 ms ->
+    ~1 ms). ``query`` must select no NULL."""
+    from crm_core.db import vendor
+
+    if vendor() == "postgresql":
+        return column == peewee.fn.ANY(peewee.NodeList((peewee.SQL("ARRAY"), query)))
+    return column.in_(query)
 
 
 def rule_value(column, raw):
