@@ -391,7 +391,7 @@ def company(app):
     return {"users": users, "account": account, "departments": [sales, field, other]}
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=ORGANISATION)
 def test_the_aggregate_answer_equals_the_plain_scan(app, company, data):
     from crm_core.opportunities.models import OpportunityMember
@@ -418,7 +418,7 @@ def test_the_aggregate_answer_equals_the_plain_scan(app, company, data):
         for value, target in data["criteria_rules"]:
             org.create_sharing_rule("opportunity", f"Source {value} {target}", "user", users[target].id,
                                     Level.READ, field="source", values=[value])
-        for index in data["deleted"]:
+        for index in sorted(set(data["deleted"])):  # each record goes to the bin once
             if index < len(made):
                 recycle.move_to_bin(made[index], actor_id=made[index].owner_id)
         pipeline_id = made[0].pipeline_id
