@@ -32,7 +32,9 @@ def crm_register_models(app):
 
     from crm_core.stagegates.models import StageGate
 
-    return [Pipeline, Stage, LostReason, Opportunity, OpportunityMember, StageChange, StageGate, CustomField, Segment, User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
+    from crm_core.funnel.models import CurrencyRate, FunnelClosedMonth, FunnelTotal
+
+    return [FunnelTotal, FunnelClosedMonth, CurrencyRate, Pipeline, Stage, LostReason, Opportunity, OpportunityMember, StageChange, StageGate, CustomField, Segment, User, UserSession, ApiToken, LoginThrottle, Department, Team, TeamMember, Role,
             RolePermission, UserRole, AccessDefault, SharingRule, RecordShare, FieldRule,
             FieldHistory, SecurityEvent, RecycleGroup, RecycleItem, RoleGrant, Account, Contact,
             Campaign, Lead, DuplicateSetting, MatchKey, DuplicatePair,
@@ -94,10 +96,12 @@ def crm_register_blueprints(app):
 
     from crm_core.stagegates.views import blueprint as stage_gates
     from crm_core.approvals.views import blueprint as approvals
+    # The sales funnel and the currency rates (issue 6).
+    from crm_core.funnel.views import blueprint as funnel, rates_blueprint as currency_rates
 
     return [core, users, org, accounts, contacts, leads, campaigns, duplicates, transfers,
             custom_fields, segments, webforms,
-            assignment, notifications, imports, stage_gates, approvals] + _opportunity_pages()
+            assignment, notifications, imports, stage_gates, approvals, funnel, currency_rates] + _opportunity_pages()
 
 
 def _opportunity_pages():
@@ -129,10 +133,13 @@ def crm_register_api_blueprints(app):
 
     from crm_core.stagegates.api import blueprint as stage_gates
     from crm_core.approvals.api import blueprint as approvals
+    # The sales funnel and the currency rates (issue 6).
+    from crm_core.funnel.api import rates_blueprint as currency_rates, reports_blueprint as reports
 
     return [meta, auth_blueprint, users_blueprint, org, audit, accounts_blueprint, contacts_blueprint,
             leads_blueprint, campaigns_blueprint, duplicates, transfers, custom_fields, segments,
-            web_forms, web_to_lead, assignment, notifications, imports, stage_gates, approvals] + _opportunity_api()
+            web_forms, web_to_lead, assignment, notifications, imports, stage_gates, approvals, reports,
+            currency_rates] + _opportunity_api()
 
 
 def _opportunity_api():
@@ -157,8 +164,9 @@ def crm_register_template_globals(app):
 
 @hookimpl
 def crm_page_slot(app, slot, actor, context):
-    """The dashboard shows the user's unread notifications; a record's page its panels: a
-    change waiting for approval; for an opportunity, what its next stages require."""
+    """The dashboard shows the user's unread notifications and their own sales funnel; a
+    record's page its panels: a change waiting for approval; for an opportunity, what its
+    next stages require."""
     if slot == "record_panels" and actor is not None:
         from markupsafe import Markup
 
@@ -176,8 +184,12 @@ def crm_page_slot(app, slot, actor, context):
 
     from crm_core.notifications.views import entries
 
-    return Markup(render_template("crm_core/notifications/_widget.html",
-                                  entries=entries(actor.id, limit=5, unread_only=True)))
+    notifications = Markup(render_template("crm_core/notifications/_widget.html",
+                                           entries=entries(actor.id, limit=5, unread_only=True)))
+    # The sales funnel (issue 6).
+    from crm_core.funnel.views import dashboard_widget
+
+    return notifications + (dashboard_widget(actor) or Markup(""))
 
 
 @hookimpl
@@ -209,6 +221,11 @@ def crm_menu_items(app, actor):
     if user_id is not None and any(engine().object_permissions(user_id, name).create
                                    for name in ("account", "contact", "lead")):
         items.append(MenuItem("imports.list", _l("Import"), order=160, group="tools"))
+    # The sales funnel and the currency rates (issue 6).
+    if user_id is not None and engine().object_permissions(user_id, "opportunity").read:
+        items.append(MenuItem("funnel.funnel", _l("Funnel"), order=10, group="reports"))
+    if user_id is not None and engine().has_permission(user_id, "currency_rates.manage"):
+        items.append(MenuItem("currency_rates.list", _l("Currency rates"), order=935, group="admin"))
     if getattr(actor, "is_admin", False):
         items.append(MenuItem("users.list", _l("Users"), order=900, group="admin"))
         items.append(MenuItem("org.overview", _l("Organisation"), order=910, group="admin"))
@@ -295,7 +312,9 @@ def crm_register_permissions(app):
             Permission("opportunities.configure",
                        _l("Configure pipelines, stages, lost reasons and stage gates"),
                        roles=("sales_manager",)),
-            Permission("approvals.manage", _l("Manage approval policies"), roles=("administrator",))]
+            Permission("approvals.manage", _l("Manage approval policies"), roles=("administrator",)),
+            # The currency rates the funnel converts with (issue 6).
+            Permission("currency_rates.manage", _l("Manage currency rates"), roles=("administrator",))]
 
 
 @hookimpl
@@ -334,6 +353,8 @@ def crm_stage_transition_check(app, actor_id, opportunity, from_stage, to_stage,
     from crm_core.stagegates.services import unmet
 
     return unmet(opportunity, from_stage, to_stage, values)
+
+
 # -- approvals --------------------------------------------------------------------------------
 
 @hookimpl

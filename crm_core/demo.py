@@ -56,6 +56,9 @@ def load_demo(password, scale=0, seed=2026):
     from crm_core.stagegates import demo as stage_gates_demo  # after the demo opportunities
 
     stage_gates_demo.load(find_by_email(DEMO_PEOPLE[0][0]).id)
+    from crm_core.funnel import demo as funnel_demo
+
+    funnel_demo.load(find_by_email(DEMO_PEOPLE[0][0]).id)
     generated = _generate_users(password, scale, seed) if scale else 0
     from crm_core.duplicates.scan import scan
 

@@ -115,6 +115,15 @@ class QueryGrant:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class ReadParts:
+    """A read filter as whole owners plus other grants (see ``AccessEngine.read_parts``)."""
+
+    everyone: bool
+    owners: frozenset = frozenset()
+    others: tuple = ()
+
+
 # -- the organisation as the rules need it --------------------------------------------------
 
 @dataclass
@@ -133,12 +142,17 @@ class Organisation:
         from crm_core.org.models import Department, TeamMember
         from crm_core.users.models import User
 
-        departments = list(Department.select(Department.id, Department.parent, Department.head)
-                           .where(Department.deleted_at.is_null()).tuples())
-        users = list(User.select(User.id, User.department, User.manager, User.active)
-                     .where(User.deleted_at.is_null()).tuples())
+        def rows(query):
+            # Plain ids and flags: read without peewee's per-value conversion, which costs
+            # more than the query itself for a company of a thousand people.
+            return query.model._meta.database.execute_sql(*query.sql()).fetchall()
+
+        departments = rows(Department.select(Department.id, Department.parent, Department.head)
+                           .where(Department.deleted_at.is_null()))
+        users = [(u, d, m, bool(a)) for u, d, m, a in rows(
+            User.select(User.id, User.department, User.manager, User.active).where(User.deleted_at.is_null()))]
         members = defaultdict(set)
-        for team_id, user_id in TeamMember.select(TeamMember.team, TeamMember.user).tuples():
+        for team_id, user_id in rows(TeamMember.select(TeamMember.team, TeamMember.user)):
             members[team_id].add(user_id)
         return cls(
             department_parent={d: p for d, p, _ in departments},
@@ -151,12 +165,17 @@ class Organisation:
 
     def ancestors(self, department_id):
         """The department and every department above it."""
-        chain, seen = [], set()
-        while department_id is not None and department_id not in seen:
-            seen.add(department_id)
-            chain.append(department_id)
-            department_id = self.department_parent.get(department_id)
-        return chain
+        # Memoised per organisation (one request): the manager of each of a thousand
+        # users walks up the same few departments.
+        chains = self.__dict__.setdefault("_chains", {})
+        if department_id not in chains:
+            chain, seen, current = [], set(), department_id
+            while current is not None and current not in seen:
+                seen.add(current)
+                chain.append(current)
+                current = self.department_parent.get(current)
+            chains[department_id] = tuple(chain)
+        return list(chains[department_id])
 
     def subtree(self, department_id):
         return {d for d in self.department_parent if department_id in self.ancestors(d)}
@@ -584,21 +603,36 @@ class AccessEngine:
         return list(model.select().where(model.id.in_(ids)).order_by(*order).offset(offset).limit(limit))
 
     def _query_grants(self, subject, obj, level):
+        parts = self._grant_parts(subject, obj, level)
+        if parts is None:
+            return None
+        owners, others = parts
+        return [obj.owner_column.in_(sorted(owners)), *others]
+
+    def _grant_parts(self, subject, obj, level):
+        """(owners, other grants): every record of the ``owners`` (the user, their
+        subordinates when managers inherit, the owners of an owner-based sharing rule that
+        reaches the user), plus the records matching any of the other expressions; None
+        when the organisation-wide default alone grants ``level``."""
         from crm_core.org.models import RecordShare
 
         org = self.organisation()
-        model, owner = obj.model, obj.owner_column
+        model = obj.model
         default, managers_inherit = self.default(obj.name)
         if default >= level:
             return None
-        grants = [owner == subject.user_id]
-        if managers_inherit and subject.subordinates:
-            grants.append(owner.in_(sorted(subject.subordinates)))
+        owners = {subject.user_id}
+        if managers_inherit:
+            owners |= subject.subordinates
+        others = []
         for rule in self.sharing_rules(obj.name):
             if rule.level >= level and subject.in_target(rule.target_type, rule.target_id):
+                if rule.kind == "owner":
+                    owners |= org.members(rule.source_type, rule.source_id)
+                    continue
                 expression = _rule_expression(rule, obj, org)
                 if expression is not None:
-                    grants.append(expression)
+                    others.append(expression)
         targets = [(RecordShare.target_type == "user") & (RecordShare.target_id == subject.user_id)]
         if subject.teams:
             targets.append((RecordShare.target_type == "team")
@@ -611,14 +645,14 @@ class AccessEngine:
         shared = (RecordShare.select(RecordShare.record_id)
                   .where((RecordShare.object == obj.name) & (RecordShare.level >= int(level))
                          & _or(targets)))
-        grants.append(model.id.in_(shared))
+        others.append(in_subquery(model.id, shared))
         if level <= Level.READ:
             for link in obj.children:
                 child = self.objects[link.child]
                 readable = self.read_filter(subject.user_id, link.child)
                 if readable is not None:
                     column = getattr(child.model, link.field)
-                    grants.append(model.id.in_(child.model.select(column).where(
+                    others.append(in_subquery(model.id, child.model.select(column).where(
                         readable & column.is_null(False))))
         answers, _failed = self._hook_results("crm_access_grants", actor=subject, object=obj.name)
         for owner, items in answers:
@@ -630,8 +664,34 @@ class AccessEngine:
                         self._junk("crm_access_grants", owner, grant)
                     continue
                 if grant.level >= level:
-                    grants.append(grant.expression)
-        return grants
+                    others.append(grant.expression)
+        return owners, others
+
+    def read_parts(self, user, name, level=Level.READ):
+        """The read filter split for maintained aggregates, or None when it cannot be split
+        (no access at all, a plugin restriction, a failing restriction hook): the caller
+        then scans with ``read_filter``, which is always exact.
+
+        The records the user may read (at ``level``) are exactly the live records
+        (``deleted_at`` empty) owned by one of ``parts.owners`` (by anyone when
+        ``parts.everyone``) plus the live records matching one of ``parts.others``.
+        """
+        obj = self.objects[name]
+        subject = self.subject(user)
+        permissions = self.object_permissions(user, name)
+        if not subject.active or not permissions.read or not hasattr(obj.model, "deleted_at"):
+            return None
+        answers, failed = self._hook_results("crm_access_restrictions", actor=subject, object=name)
+        if failed or any(expression is not None for _, items in answers for expression in items):
+            return None
+        if subject.is_admin or (permissions.modify_all and level <= Level.TRANSFER) or (
+                permissions.view_all and level <= Level.READ):
+            return ReadParts(everyone=True)
+        parts = self._grant_parts(subject, obj, level)
+        if parts is None:
+            return ReadParts(everyone=True)
+        owners, others = parts
+        return ReadParts(everyone=False, owners=frozenset(owners), others=tuple(others))
 
     def query(self, user, name, *fields, level=Level.READ):
         """``SELECT`` of the records ``user`` may see (at ``level``): lists, counts, sums."""
@@ -718,6 +778,18 @@ def _or(expressions):
     for expression in expressions:
         result = expression if result is None else (result | expression)
     return result
+
+
+def in_subquery(column, query):
+    """``column IN (query)``; on PostgreSQL written ``column = ANY(ARRAY(query))``: the array
+    is computed once, so an OR of grants combines index scans (BitmapOr) instead of testing
+    every row against a hashed subplan (a rep's first page of 1M opportunities: ~230 ms ->
+    ~1 ms). ``query`` must select no NULL."""
+    from crm_core.db import vendor
+
+    if vendor() == "postgresql":
+        return column == peewee.fn.ANY(peewee.NodeList((peewee.SQL("ARRAY"), query)))
+    return column.in_(query)
 
 
 def rule_value(column, raw):

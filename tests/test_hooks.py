@@ -435,15 +435,16 @@ def test_hook_crm_menu_items(app_factory, register_plugin):
     # sorted by (order, label): the core's Dashboard (0), Territories (10), Notes (50),
     # Zones (50), then the core's Opportunities (80), Board (85), Leads (90), Accounts (100),
     # Contacts (110), Campaigns (120) on the bar; then the folded groups: Tools (Assignments,
-    # Approvals, Segments, Duplicates, Transfer records, Import) and Administration (Web forms,
-    # Users, Organisation, Custom fields, Pipelines, Stage gates)
+    # Approvals, Segments, Duplicates, Transfer records, Import), Reports (Funnel) and
+    # Administration (Web forms, Users, Organisation, Custom fields, Pipelines, Stage gates,
+    # Currency rates)
     labels = re.findall(r'<a href="[^"]*"[^>]*>([^<]*)</a>', nav)
     assert labels == ["Dashboard", "Territories", "Notes", "Zones", "Opportunities", "Board", "Leads",
                       "Accounts", "Contacts", "Campaigns", "Assignments", "Approvals", "Segments",
-                      "Duplicates", "Transfer records", "Import", "Web forms", "Users", "Organisation",
-                      "Custom fields", "Pipelines", "Stage gates"]
+                      "Duplicates", "Transfer records", "Import", "Funnel", "Web forms", "Users",
+                      "Organisation", "Custom fields", "Pipelines", "Stage gates", "Currency rates"]
     groups = re.findall(r"<summary>([^<]*)</summary>", nav)
-    assert groups == ["Tools", "Administration"]
+    assert groups == ["Tools", "Reports", "Administration"]
     tools = nav.split("<summary>Tools</summary>", 1)[1].split("</details>", 1)[0]
     assert re.findall(r'<a href="[^"]*"[^>]*>([^<]*)</a>', tools) == [
         "Assignments", "Approvals", "Segments", "Duplicates", "Transfer records", "Import"]

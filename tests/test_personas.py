@@ -87,6 +87,9 @@ def build_world(with_password=False):
                                             actor_id=rep_a.id)
     opportunities.update_opportunity(deal, {"amount": Decimal("5000")}, actor_id=rep_a.id)
     approval = approvals.pending_of("opportunity", deal.id)[0]
+    from crm_core.funnel import rates as currency_rates
+
+    currency_rate = currency_rates.create_rate({"currency": "EUR", "rate": "1.1", "valid_from": "2026-01-01"})
     _, rep_a_token = issue_token(rep_a, "laptop")
     web_form = webforms.create_form({"name": "Contact us", "fields": [
         {"name": "last_name", "label": "Name", "required": True}, {"name": "email", "label": "Email"}]},
@@ -127,6 +130,7 @@ def build_world(with_password=False):
         "opportunity_id": deal.id, "member_id": member.id, "next_stage_id": next_stage.id,
         "pipeline_id": projects.id, "stage_id": project_stages[0].id,
         "stage_ids": [s.id for s in reversed(project_stages)], "reason_id": lost_reason.id,
+        "currency_rate_id": currency_rate.id,
     }
     lockable = {"user": rep_a, "department": spare, "record": record, "team": team,
                 "role": org.role_by_key("sales_rep"), "default": org.default_of("fx_account"),

@@ -4,7 +4,7 @@ per-record form select exactly the same records, as the access hooks require."""
 
 from __future__ import annotations
 
-from crm_core.permissions import Level, QueryGrant, Reason
+from crm_core.permissions import Level, QueryGrant, Reason, in_subquery
 
 LEVELS = {"read": Level.READ, "edit": Level.EDIT}
 
@@ -19,7 +19,7 @@ def team_grants(actor, object):
         members = (OpportunityMember.select(OpportunityMember.opportunity)
                    .where((OpportunityMember.user_id == actor.user_id)
                           & OpportunityMember.access.in_([a for a, lv in LEVELS.items() if lv >= level])))
-        grants.append(QueryGrant(level, Opportunity.id.in_(members), "team"))
+        grants.append(QueryGrant(level, in_subquery(Opportunity.id, members), "team"))
     return grants
 
 
