@@ -35,7 +35,7 @@ def crm_register_models(app):
             Campaign, Lead, DuplicateSetting, MatchKey, DuplicatePair,
             WebForm, WebFormSubmission, AssignmentRuleSet, AssignmentGroup, AssignmentGroupMember,
             AssignmentRule, AssignmentProposal, Notification,
-            ImportRun, ImportMapping, ImportedRow]
+            ImportRun, ImportMapping, ImportedRow] + _analysis_models()
 
 
 @hookimpl
@@ -84,7 +84,7 @@ def crm_register_blueprints(app):
 
     return [core, users, org, accounts, contacts, leads, campaigns, duplicates, transfers,
             custom_fields, segments, webforms,
-            assignment, notifications, imports]
+            assignment, notifications, imports] + _analysis_blueprints()
 
 
 @hookimpl
@@ -109,7 +109,7 @@ def crm_register_api_blueprints(app):
 
     return [meta, auth_blueprint, users_blueprint, org, audit, accounts_blueprint, contacts_blueprint,
             leads_blueprint, campaigns_blueprint, duplicates, transfers, custom_fields, segments,
-            web_forms, web_to_lead, assignment, notifications, imports]
+            web_forms, web_to_lead, assignment, notifications, imports] + _analysis_api_blueprints()
 
 
 @hookimpl
@@ -128,7 +128,10 @@ def crm_register_template_globals(app):
 
 @hookimpl
 def crm_page_slot(app, slot, actor, context):
-    """The dashboard shows the user's unread notifications."""
+    """The dashboard shows the user's unread notifications; an opportunity's page its
+    stage history."""
+    if slot == "record_panels":
+        return _analysis_record_panel(actor, context)
     if slot != "dashboard" or actor is None:
         return None
     from flask import render_template
@@ -175,7 +178,7 @@ def crm_menu_items(app, actor):
         items.append(MenuItem("custom_fields.list", _l("Custom fields"), order=920))
     if user_id is not None:
         items.append(MenuItem("segments.list", _l("Segments"), order=125))
-    return items
+    return items + _analysis_menu_items(user_id)
 
 
 @hookimpl
@@ -199,7 +202,8 @@ def crm_register_tasks(app):
             # Queued after each change that notifies; the sweep sends what a change made
             # inside a longer transaction (or what failed and waits for another try).
             TaskSpec("send_notification_emails", send_pending_emails),
-            TaskSpec("send_notification_emails_sweep", send_pending_emails, schedule=crontab())]
+            TaskSpec("send_notification_emails_sweep", send_pending_emails, schedule=crontab())
+            ] + _analysis_tasks()
 
 
 @hookimpl
@@ -240,3 +244,59 @@ def crm_access_record_grants(app, actor, object, record):
     from crm_core.opportunities.access import team_record_grants
 
     return team_record_grants(actor, object, record)
+
+
+# -- analysis (issue 6, item 7): reports, stage history, daily pipeline snapshots -------------------
+
+def _analysis_models():
+    from crm_core.analysis.models import PipelineSnapshot
+
+    return [PipelineSnapshot]
+
+
+def _analysis_blueprints():
+    from crm_core.analysis.views import blueprint as analysis
+
+    return [analysis]
+
+
+def _analysis_api_blueprints():
+    from crm_core.analysis.api import blueprint as analysis, history_blueprint as stage_history
+
+    return [analysis, stage_history]
+
+
+def _analysis_record_panel(actor, context):
+    if context.get("object") != "opportunity":
+        return None
+    from crm_core.analysis.views import stage_history_panel
+
+    return stage_history_panel(actor, context.get("record"))
+
+
+def _analysis_menu_items(user_id):
+    from flask_babel import lazy_gettext as _l
+
+    from crm_core.permissions import engine
+    from crm_core.web.slots import MenuItem
+
+    if user_id is None or not engine().object_permissions(user_id, "opportunity").read:
+        return []
+    return [MenuItem("analysis.pipeline", _l("Reports"), order=170)]
+
+
+def _analysis_tasks():
+    from huey import crontab
+
+    from crm_core.analysis.snapshots import daily_snapshot
+    from crm_core.jobs import TaskSpec
+
+    # Early in the UTC morning: the snapshot is how the pipeline stood when the day began.
+    return [TaskSpec("snapshot_pipeline", daily_snapshot, schedule=crontab(minute="5", hour="0"))]
+
+
+@hookimpl
+def crm_register_report_dimensions(app):
+    from crm_core.analysis.dimensions import core_dimensions
+
+    return core_dimensions()
