@@ -435,11 +435,11 @@ def test_hook_crm_menu_items(app_factory, register_plugin):
     # sorted by (order, label): the core's Dashboard (0), Territories (10), Notes (50),
     # Zones (50), then the core's Leads (90), Assignments (95), Accounts (100), Contacts (110),
     # Campaigns (120), Segments (125), Duplicates (130), Transfer records (140), Web forms (150),
-    # Import (160), and Users, Organisation, Custom fields (900+, administrators only)
+    # Import (160), Reports (170), and Users, Organisation, Custom fields (900+, administrators only)
     labels = re.findall(r'<a href="[^"]*"[^>]*>([^<]*)</a>', nav)
     assert labels == ["Dashboard", "Territories", "Notes", "Zones", "Leads", "Assignments", "Accounts",
                       "Contacts", "Campaigns", "Segments", "Duplicates", "Transfer records", "Web forms",
-                      "Import", "Users", "Organisation", "Custom fields"]
+                      "Import", "Reports", "Users", "Organisation", "Custom fields"]
     assert seen_actors and {getattr(a, "id", None) for a in seen_actors} == {signed_in.user.id}, seen_actors
 
 

@@ -2,6 +2,7 @@
 
 import json
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,13 @@ def build_world(with_password=False):
     web_form = webforms.create_form({"name": "Contact us", "fields": [
         {"name": "last_name", "label": "Name", "required": True}, {"name": "email", "label": "Email"}]},
         actor_id=admin.id)
+    # Analysis (issue 6, item 7): an opportunity of rep A with a stage history, and today's snapshot.
+    from crm_core.analysis.snapshots import take_snapshot, today
+    from crm_core.opportunities import services as opportunities
+
+    analysis_opportunity = opportunities.create_opportunity(
+        {"name": "Minh An rollout", "account_id": customer.id, "amount": Decimal("1200")}, actor_id=rep_a.id)
+    take_snapshot()
     people = {"rep_a": rep_a, "manager": manager, "rep_b": rep_b, "admin": admin, "auditor": auditor}
     values = {
         "user_id": rep_a.id, "department_id": spare.id, "team_id": team.id,
@@ -98,6 +106,8 @@ def build_world(with_password=False):
         "assignment_rule_id": assignment_rule.id, "assignment_group_id": assignment_group.id,
         "assignable_object": "lead", "proposal_id": proposal.id,
         "import_id": import_run.id, "mapping_id": mapping.id,
+        "opportunity_id": analysis_opportunity.id,
+        "snapshot_day": today().isoformat(),
     }
     lockable = {"user": rep_a, "department": spare, "record": record, "team": team,
                 "role": org.role_by_key("sales_rep"), "default": org.default_of("fx_account"),

@@ -172,7 +172,9 @@ def pipeline_report(user_id, by, filters=Filters()):
                     peewee.fn.SUM(Opportunity.amount * Opportunity.probability).coerce(False))
     if spec.join is not None:
         query = spec.join(query)
-    query = narrowed(query, filters, "close").group_by(column, Opportunity.currency)
+    # By position: the same expression written twice would differ in its bound parameters
+    # on PostgreSQL ($1 vs $3), which then refuses to see it as grouped.
+    query = narrowed(query, filters, "close").group_by(peewee.SQL("1"), Opportunity.currency)
     groups = defaultdict(Totals)
     for value, currency, count, amount, weighted in query.tuples():
         groups[value].add(currency, count, amount, weighted)
