@@ -14,7 +14,7 @@ from crm_core.analysis.models import PipelineSnapshot
 from crm_core.analysis.reports import Filters
 from crm_core.errors import UserError
 from crm_core.opportunities import services as opps
-from crm_core.opportunities.models import Opportunity, Pipeline, Stage
+from crm_core.opportunities.models import Opportunity, Pipeline, Stage, StageChange
 from crm_core.testing import api_client, make_sales_team, make_user
 
 DAY = dt.date(2026, 3, 2)
@@ -149,3 +149,25 @@ def test_the_daily_task_is_registered_with_its_schedule_and_takes_the_snapshot(a
     jobs.enqueue("core.snapshot_pipeline")  # CRM_JOBS_IMMEDIATE in tests: it runs now
     jobs.enqueue("core.snapshot_pipeline")
     assert PipelineSnapshot.select().where(PipelineSnapshot.day == snapshots.today()).count() == 6
+
+
+def test_the_demo_spreads_the_history_and_leaves_a_week_old_snapshot(world):
+    from crm_core.analysis import demo
+    from crm_core.analysis.reports import velocity_report
+
+    change(world)
+    written = demo.load()
+    week_ago = snapshots.today() - dt.timedelta(days=demo.WEEK)
+    assert snapshots.snapshot_days() == [snapshots.today(), week_ago]
+    assert written == PipelineSnapshot.select().count()
+    assert demo.load() == 0  # once
+    sales = next(p for p in velocity_report(world["admin"].id)["pipelines"] if p["name"] == "Sales")
+    assert any(stage["average_days"] and stage["average_days"] >= 2 for stage in sales["stages"])
+    # The week-old snapshot holds each deal in the stage its history says it was in then.
+    start = dt.datetime.combine(week_ago, dt.time(), tzinfo=dt.timezone.utc)
+    for row in PipelineSnapshot.select().where(PipelineSnapshot.day == week_ago):
+        then = (StageChange.select().where((StageChange.opportunity == row.opportunity_id)
+                                           & (StageChange.changed_at < start))
+                .order_by(StageChange.changed_at.desc()).first())
+        assert then.to_stage_id == row.stage_id
+    assert all(c.changed_at < start + dt.timedelta(days=demo.WEEK) for c in StageChange.select())

@@ -123,17 +123,24 @@ def trend_report(user_id, since, filters=Filters(), category=None, page=1, per_p
     day = snapshot_day(since)
     conditions = _conditions(day)
     amounts = not amounts_hidden(user_id)
+    # One pass over the reader's opportunities: a count and a sum per category and currency.
+    columns = [Opportunity.currency]
+    for condition in conditions.values():
+        columns += [peewee.fn.SUM(peewee.Case(None, [(condition, 1)], 0)).coerce(False),
+                    peewee.fn.SUM(peewee.Case(None, [(condition, Opportunity.amount)], 0)).coerce(False)]
+    totals = {key: Totals() for key in conditions}
+    for row in _compared(user_id, day, filters, *columns).group_by(Opportunity.currency).tuples():
+        for index, key in enumerate(conditions):
+            count, amount = row[1 + 2 * index], row[2 + 2 * index]
+            if count:
+                totals[key].add(row[0], int(count), amount, 0)
     categories = []
-    for key, condition in conditions.items():
-        totals = Totals()
-        query = _compared(user_id, day, filters, Opportunity.currency, peewee.fn.COUNT(Opportunity.id),
-                          peewee.fn.SUM(Opportunity.amount).coerce(False)).where(condition)
-        for currency, count, amount in query.group_by(Opportunity.currency).tuples():
-            totals.add(currency, count, amount, 0)
-        entries = totals.entries(amounts)
+    for key in conditions:
+        entries = totals[key].entries(amounts)
         for entry in entries:
             entry.pop("weighted_amount")
-        categories.append({"key": key, "label": str(CATEGORIES[key]), "count": totals.count, "totals": entries})
+        categories.append({"key": key, "label": str(CATEGORIES[key]), "count": totals[key].count,
+                           "totals": entries})
     out = {"since": since, "snapshot_day": day, "categories": categories, "category": category,
            "items": [], "total": 0, "page": page, "per_page": per_page}
     if category is not None:
