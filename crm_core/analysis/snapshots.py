@@ -149,7 +149,7 @@ def trend_report(user_id, since, filters=Filters(), category=None, page=1, per_p
                            PipelineSnapshot.currency.alias("then_currency"),
                            PipelineSnapshot.expected_close_date.alias("then_expected_close_date"),
                            PipelineSnapshot.owner_id.alias("then_owner_id")).where(conditions[category])
-        out["total"] = listed.count()
+        out["total"] = totals[category].count  # the summary counted them already
         rows = list(listed.order_by(Opportunity.id).paginate(page, per_page).objects())
         out["items"] = _items(rows, amounts)
     return out
