@@ -118,9 +118,9 @@ def main():
         postgres = database.obj.__class__.__name__.startswith("Postgres")
         database.execute_sql("UPDATE opportunity SET expected_close_date = " + (
             "expected_close_date + 30" if postgres else "date(expected_close_date, '+30 days')")
-            + " WHERE id % 7 = 0 AND status = 'open'")
+            + " WHERE MOD(id, 7) = 0 AND status = 'open'")
         database.execute_sql(f"UPDATE opportunity SET stage_id = {stages[1].id} "
-                             f"WHERE id % 11 = 0 AND stage_id = {stages[0].id}")
+                             f"WHERE MOD(id, 11) = 0 AND stage_id = {stages[0].id}")
         for who, user in (("rep", reps[0]), ("admin", admin)):
             def trend():
                 g.pop("_crm_access", None)

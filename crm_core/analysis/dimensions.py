@@ -65,7 +65,7 @@ def dimensions(app=None):
 
 # -- the core's dimensions --------------------------------------------------------------------------
 
-def _users(values, _user_id):
+def user_names(values, _user_id):
     from crm_core.users.models import User
 
     ids = [v for v in values if v is not None]
@@ -95,7 +95,7 @@ def _countries(values, _user_id):
     return {v: names.get(v, v) for v in values if v}
 
 
-def _stages(values, _user_id):
+def stage_names(values, _user_id):
     from crm_core.opportunities.models import Pipeline, Stage
 
     rows = (Stage.select(Stage.id, Stage.name, Pipeline.name).join(Pipeline)
@@ -143,7 +143,7 @@ def core_dimensions():
     from crm_core.opportunities.models import Opportunity
 
     return [
-        ReportDimension("owner", _l("Owner"), Opportunity.owner_id, names=_users,
+        ReportDimension("owner", _l("Owner"), Opportunity.owner_id, names=user_names,
                         fields=(("opportunity", "owner_id"),)),
         ReportDimension("source", _l("Source"), Opportunity.source, names=_sources,
                         fields=(("opportunity", "source"),)),
@@ -159,7 +159,7 @@ def core_dimensions():
                         fields=(("opportunity", "expected_close_date"),)),
         ReportDimension("close_quarter", _l("Expected close quarter"), _close_quarter, order="value",
                         fields=(("opportunity", "expected_close_date"),)),
-        ReportDimension("stage", _l("Stage"), Opportunity.stage, names=_stages, order="names",
+        ReportDimension("stage", _l("Stage"), Opportunity.stage, names=stage_names, order="names",
                         fields=(("opportunity", "stage_id"),)),
         ReportDimension("pipeline", _l("Pipeline"), Opportunity.pipeline, names=_pipelines, order="names",
                         fields=(("opportunity", "pipeline_id"),)),

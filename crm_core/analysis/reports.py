@@ -18,7 +18,7 @@ import peewee
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from crm_core.analysis.dimensions import _stages, _users, dimensions
+from crm_core.analysis.dimensions import dimensions, stage_names, user_names
 from crm_core.db import vendor
 from crm_core.money import Money, from_units
 from crm_core.opportunities.models import LostReason, Opportunity, Pipeline, Stage, StageChange
@@ -230,9 +230,9 @@ def lost_deals_report(user_id, by, filters=Filters()):
         names = dict(LostReason.select(LostReason.id, LostReason.name)
                      .where(LostReason.id.in_([v for v in values if v is not None])).tuples())
     elif by == "stage":
-        names = _stages(values, user_id)
+        names = stage_names(values, user_id)
     elif by == "owner":
-        names = _users(values, user_id)
+        names = user_names(values, user_id)
     else:
         names = labels
     amounts = not amounts_hidden(user_id)
@@ -261,7 +261,7 @@ def stage_history(opportunity, now=None):
                    .order_by(StageChange.changed_at, StageChange.id))
     stage_ids = {c.to_stage_id for c in changes} | {c.from_stage_id for c in changes if c.from_stage_id}
     stages = {s.id: s for s in Stage.select().where(Stage.id.in_(sorted(stage_ids) or [0]))}
-    people = _users({c.changed_by_id for c in changes}, None)
+    people = user_names({c.changed_by_id for c in changes}, None)
     out = []
     for index, change in enumerate(changes):
         left_at = changes[index + 1].changed_at if index + 1 < len(changes) else None
