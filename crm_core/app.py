@@ -54,6 +54,7 @@ def create_app(config=None):
     _collect_stage_requirements(app, host)
     collect_import_objects(app, host)
     collect_approval_kinds(app, host)
+    _collect_report_dimensions(app, host)
     init_i18n(app, _catalog_sources(host))
     register_error_handlers(app)
     init_auth(app)
@@ -157,6 +158,12 @@ def _collect_access_objects(app, host):
 
 def _collect_custom_fields(app, host):
     from crm_core.customfields.registry import collect
+
+    collect(app, host)
+
+
+def _collect_report_dimensions(app, host):
+    from crm_core.analysis.dimensions import collect
 
     collect(app, host)
 

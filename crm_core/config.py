@@ -174,6 +174,8 @@ SPECS = {
                     "run jobs inline instead of queueing them (tests and development only)"),
         SettingSpec("CRM_RECYCLE_RETENTION_DAYS", _positive_int, 15,
                     "days a deleted record stays in the recycle bin before it is purged"),
+        SettingSpec("CRM_SNAPSHOT_DAILY_DAYS", _positive_int, 90,
+                    "days of daily pipeline snapshots kept; older ones are thinned to one a month"),
         SettingSpec("CRM_IMPORT_MAX_MB", _positive_int, 100,
                     "largest file an import accepts, in megabytes (uploads: also Flask's limit)"),
         SettingSpec("CRM_IMPORT_MAX_ROWS", _positive_int, 1_000_000, "most rows an import accepts"),

@@ -41,7 +41,7 @@ def crm_register_models(app):
             WebForm, WebFormSubmission, AssignmentRuleSet, AssignmentGroup, AssignmentGroupMember,
             AssignmentRule, AssignmentProposal, Notification,
             ImportRun, ImportMapping, ImportedRow,
-            ApprovalPolicy, ApprovalRequest, ApprovalStep] + _opportunity_list_models()
+            ApprovalPolicy, ApprovalRequest, ApprovalStep] + _opportunity_list_models() + _analysis_models()
 
 
 def _opportunity_list_models():
@@ -101,7 +101,7 @@ def crm_register_blueprints(app):
 
     return [core, users, org, accounts, contacts, leads, campaigns, duplicates, transfers,
             custom_fields, segments, webforms,
-            assignment, notifications, imports, stage_gates, approvals, funnel, currency_rates] + _opportunity_pages()
+            assignment, notifications, imports, stage_gates, approvals, funnel, currency_rates] + _opportunity_pages() + _analysis_blueprints()
 
 
 def _opportunity_pages():
@@ -139,7 +139,7 @@ def crm_register_api_blueprints(app):
     return [meta, auth_blueprint, users_blueprint, org, audit, accounts_blueprint, contacts_blueprint,
             leads_blueprint, campaigns_blueprint, duplicates, transfers, custom_fields, segments,
             web_forms, web_to_lead, assignment, notifications, imports, stage_gates, approvals, reports,
-            currency_rates] + _opportunity_api()
+            currency_rates] + _opportunity_api() + _analysis_api_blueprints()
 
 
 def _opportunity_api():
@@ -166,7 +166,7 @@ def crm_register_template_globals(app):
 def crm_page_slot(app, slot, actor, context):
     """The dashboard shows the user's unread notifications and their own sales funnel; a
     record's page its panels: a change waiting for approval; for an opportunity, what its
-    next stages require."""
+    next stages require and its stage history."""
     if slot == "record_panels" and actor is not None:
         from markupsafe import Markup
 
@@ -176,6 +176,7 @@ def crm_page_slot(app, slot, actor, context):
         parts = [approval_panel(actor, context.get("object"), context.get("record"))]
         if context.get("object") == "opportunity":
             parts.append(stage_gates_panel(context["record"]))
+        parts.append(_analysis_record_panel(actor, context))
         return Markup("").join(part for part in parts if part) or None
     if slot != "dashboard" or actor is None:
         return None
@@ -241,7 +242,7 @@ def crm_menu_items(app, actor):
 
         items.append(MenuItem("approvals.inbox", menu_label(), order=96, group="tools"))
     items.extend(_opportunity_menu_items(user_id))
-    return items
+    return items + _analysis_menu_items(user_id)
 
 
 def _opportunity_menu_items(user_id):
@@ -289,7 +290,8 @@ def crm_register_tasks(app):
             # inside a longer transaction (or what failed and waits for another try).
             TaskSpec("send_notification_emails", send_pending_emails),
             TaskSpec("send_notification_emails_sweep", send_pending_emails, schedule=crontab()),
-            TaskSpec("refresh_planner_statistics", refresh_statistics, schedule=crontab(minute="7"))]
+            TaskSpec("refresh_planner_statistics", refresh_statistics, schedule=crontab(minute="7"))
+            ] + _analysis_tasks()
 
 
 @hookimpl
@@ -370,3 +372,62 @@ def crm_record_ext(app, actor, object, records):
     from crm_core.approvals.ext import approval_part
 
     return approval_part(actor, object, records)
+
+
+# -- analysis (issue 6, item 7): reports, stage history, daily pipeline snapshots -------------------
+
+def _analysis_models():
+    from crm_core.analysis.models import PipelineSnapshot
+
+    return [PipelineSnapshot]
+
+
+def _analysis_blueprints():
+    from crm_core.analysis.views import blueprint as analysis
+
+    return [analysis]
+
+
+def _analysis_api_blueprints():
+    from crm_core.analysis.api import blueprint as analysis, history_blueprint as stage_history
+
+    return [analysis, stage_history]
+
+
+def _analysis_record_panel(actor, context):
+    if context.get("object") != "opportunity":
+        return None
+    from crm_core.analysis.views import stage_history_panel
+
+    return stage_history_panel(actor, context.get("record"))
+
+
+def _analysis_menu_items(user_id):
+    from flask_babel import lazy_gettext as _l
+
+    from crm_core.permissions import engine
+    from crm_core.web.slots import MenuItem
+
+    if user_id is None or not engine().object_permissions(user_id, "opportunity").read:
+        return []
+    return [MenuItem("analysis.pipeline", _l("Pipeline analysis"), order=20, group="reports"),
+            MenuItem("analysis.lost_deals", _l("Lost deals"), order=30, group="reports"),
+            MenuItem("analysis.velocity", _l("Velocity"), order=40, group="reports"),
+            MenuItem("analysis.trend", _l("Trend"), order=50, group="reports")]
+
+
+def _analysis_tasks():
+    from huey import crontab
+
+    from crm_core.analysis.snapshots import daily_snapshot
+    from crm_core.jobs import TaskSpec
+
+    # Early in the UTC morning: the snapshot is how the pipeline stood when the day began.
+    return [TaskSpec("snapshot_pipeline", daily_snapshot, schedule=crontab(minute="5", hour="0"))]
+
+
+@hookimpl
+def crm_register_report_dimensions(app):
+    from crm_core.analysis.dimensions import core_dimensions
+
+    return core_dimensions()

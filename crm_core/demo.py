@@ -60,6 +60,9 @@ def load_demo(password, scale=0, seed=2026):
 
     funnel_demo.load(find_by_email(DEMO_PEOPLE[0][0]).id)
     generated = _generate_users(password, scale, seed) if scale else 0
+    from crm_core.analysis import demo as analysis_demo
+
+    analysis_demo.load()  # after the demo opportunities: their history, a week-old snapshot
     from crm_core.duplicates.scan import scan
 
     scan()  # the duplicate groups of the demo data, ready for review

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import peewee
 
     from crm_core.approvals import ApprovalKind
+    from crm_core.analysis.dimensions import ReportDimension
     from crm_core.jobs import TaskSpec
     from crm_core.migrator import MigrationSource
     from crm_core.opportunities.pipelines import PipelineSpec
@@ -284,6 +285,26 @@ def crm_stage_changed(app: "flask.Flask", actor_id: "int | None", opportunity: A
     """Notification: ``opportunity`` moved from ``from_stage`` (None when it was created)
     into ``to_stage``; called after the commit, so the move is final. Results are
     ignored; an exception is logged and does not undo the move.
+    """
+
+
+# -- reports: pipeline analysis ---------------------------------------------------------------
+
+@hookspec
+def crm_register_report_dimensions(app: "flask.Flask") -> "list[ReportDimension]":
+    """Return dimensions the pipeline analysis can group opportunities by
+    (``crm_core.analysis.ReportDimension(key, label, expression, join, names, fields,
+    order)``): ``expression`` is a peewee expression on the opportunity query (or a function
+    of the database's vendor returning one), ``join`` a function adding the joins the
+    expression needs (LEFT OUTER, so no opportunity drops out), ``names`` a function
+    ``(values, user_id) -> {value: label}`` naming the groups, ``fields`` the
+    ``(object, field)`` pairs the grouping reveals (a reader from whom one is hidden gets
+    a 400).
+
+    Called once while the app is created; a key registered twice stops the start. The
+    dimension then answers ``GET /api/v1/reports/pipeline?by=<key>`` and appears in the
+    chooser of the pipeline analysis page, always over the opportunities the reader may
+    see (the access engine's query).
     """
 
 

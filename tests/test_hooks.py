@@ -435,13 +435,15 @@ def test_hook_crm_menu_items(app_factory, register_plugin):
     # sorted by (order, label): the core's Dashboard (0), Territories (10), Notes (50),
     # Zones (50), then the core's Opportunities (80), Board (85), Leads (90), Accounts (100),
     # Contacts (110), Campaigns (120) on the bar; then the folded groups: Tools (Assignments,
-    # Approvals, Segments, Duplicates, Transfer records, Import), Reports (Funnel) and
+    # Approvals, Segments, Duplicates, Transfer records, Import), Reports (Funnel, Pipeline analysis, Lost
+    # deals, Velocity, Trend) and
     # Administration (Web forms, Users, Organisation, Custom fields, Pipelines, Stage gates,
     # Currency rates)
     labels = re.findall(r'<a href="[^"]*"[^>]*>([^<]*)</a>', nav)
     assert labels == ["Dashboard", "Territories", "Notes", "Zones", "Opportunities", "Board", "Leads",
                       "Accounts", "Contacts", "Campaigns", "Assignments", "Approvals", "Segments",
-                      "Duplicates", "Transfer records", "Import", "Funnel", "Web forms", "Users",
+                      "Duplicates", "Transfer records", "Import", "Funnel", "Pipeline analysis",
+                      "Lost deals", "Velocity", "Trend", "Web forms", "Users",
                       "Organisation", "Custom fields", "Pipelines", "Stage gates", "Currency rates"]
     groups = re.findall(r"<summary>([^<]*)</summary>", nav)
     assert groups == ["Tools", "Reports", "Administration"]

@@ -60,9 +60,10 @@ def test_a_job_queued_by_a_request_runs_in_the_worker_process(app_factory, queue
         assert wait_for(done), "the worker did not run the job"
     finally:
         output = stop_process(worker, signal.SIGINT)
-    assert ("Worker for 10 task(s): core.purge_recycle_bin, core.purge_sign_in_records, "
-            "core.refresh_planner_statistics, core.run_import, core.scan_duplicates, core.send_notification_emails, core.send_notification_emails_sweep, "
-            "core.store_name_keys, notes.add, notes.nightly_cleanup") in output
+    assert ("Worker for 11 task(s): core.purge_recycle_bin, core.purge_sign_in_records, "
+            "core.refresh_planner_statistics, core.run_import, core.scan_duplicates, "
+            "core.send_notification_emails, core.send_notification_emails_sweep, "
+            "core.snapshot_pipeline, core.store_name_keys, notes.add, notes.nightly_cleanup") in output
     with app.app_context():
         note = Note.get(Note.title == title)
         assert note.version == 1
@@ -84,16 +85,18 @@ def test_tasks_are_registered_with_their_schedules(app):
                           "core.refresh_planner_statistics", "core.run_import",
                           "core.scan_duplicates",
                           "core.send_notification_emails", "core.send_notification_emails_sweep",
-                          "core.store_name_keys", "notes.add", "notes.nightly_cleanup"]
+                          "core.snapshot_pipeline", "core.store_name_keys", "notes.add",
+                          "notes.nightly_cleanup"]
     periodic = sorted(task.name for task in jobs.huey._registry.periodic_tasks)
     assert periodic == ["core.purge_recycle_bin", "core.purge_sign_in_records",
                         "core.refresh_planner_statistics", "core.send_notification_emails_sweep",
-                        "notes.nightly_cleanup"]
+                        "core.snapshot_pipeline", "notes.nightly_cleanup"]
     with pytest.raises(KeyError, match="no task 'notes.nope'; registered: core.purge_recycle_bin, "
                                        "core.purge_sign_in_records, core.refresh_planner_statistics, "
                                        "core.run_import, core.scan_duplicates, "
                                        "core.send_notification_emails, core.send_notification_emails_sweep, "
-                                       "core.store_name_keys, notes.add, notes.nightly_cleanup"):
+                                       "core.snapshot_pipeline, core.store_name_keys, notes.add, "
+                                       "notes.nightly_cleanup"):
         jobs.enqueue("notes.nope")
 
 

@@ -109,6 +109,10 @@ def build_world(with_password=False):
         {"name": "Scoping"}, {"name": "Signed", "kind": "won", "probability": 100}]})
     project_stages = opportunities.stages(projects)
     lost_reason = opportunities.create_lost_reason({"name": "Price"})
+    # Analysis (issue 6, item 7): today's snapshot of the deals above.
+    from crm_core.analysis.snapshots import take_snapshot, today
+
+    take_snapshot()
     people = {"rep_a": rep_a, "manager": manager, "rep_b": rep_b, "admin": admin, "auditor": auditor}
     values = {
         "user_id": rep_a.id, "department_id": spare.id, "team_id": team.id,
@@ -131,6 +135,7 @@ def build_world(with_password=False):
         "pipeline_id": projects.id, "stage_id": project_stages[0].id,
         "stage_ids": [s.id for s in reversed(project_stages)], "reason_id": lost_reason.id,
         "currency_rate_id": currency_rate.id,
+        "snapshot_day": today().isoformat(),
     }
     lockable = {"user": rep_a, "department": spare, "record": record, "team": team,
                 "role": org.role_by_key("sales_rep"), "default": org.default_of("fx_account"),
