@@ -112,7 +112,7 @@ def test_another_department_cannot_see_read_or_change_it_and_the_manager_can(tea
     assert hidden.status_code == missing.status_code == 404 and hidden.json == missing.json
     assert ids(bob.get("/api/v1/opportunities")) == []
     assert bob.get("/api/v1/opportunities").json["total"] == 0
-    assert bob.post(f"/api/v1/opportunities/{deal['id']}/move", json={"stage_id": stage("negotiating").id}).status_code == 404
+    assert bob.post(f"/api/v1/opportunities/{deal['id']}/stage", json={"stage_id": stage("negotiating").id}).status_code == 404
     assert bob.get(f"/api/v1/opportunities/{deal['id']}/members").status_code == 404
     export = bob.get("/api/v1/opportunities/export?format=csv").get_data(as_text=True)
     assert "Deal" not in export
@@ -219,7 +219,7 @@ def test_a_move_that_needs_a_lost_reason_is_refused_with_every_requirement_and_n
 
     unregister = listener(app, "note_gate", crm_stage_transition_check=gate)
     try:
-        refused = rita.post(f"/api/v1/opportunities/{deal['id']}/move", json={"stage_id": stage("sale_lost").id})
+        refused = rita.post(f"/api/v1/opportunities/{deal['id']}/stage", json={"stage_id": stage("sale_lost").id})
         assert refused.status_code == 422
         error = refused.json["error"]
         assert error["code"] == "stage_requirements" and "Sale Lost" in error["message"]
@@ -229,7 +229,7 @@ def test_a_move_that_needs_a_lost_reason_is_refused_with_every_requirement_and_n
         assert stored.stage_id == stage("qualified").id and stored.version == 1
         assert StageChange.select().where(StageChange.opportunity == deal["id"]).count() == 1
         reason = opps.create_lost_reason({"name": "Price"})
-        moved = rita.post(f"/api/v1/opportunities/{deal['id']}/move", json={
+        moved = rita.post(f"/api/v1/opportunities/{deal['id']}/stage", json={
             "stage_id": stage("sale_lost").id, "lost_reason_id": reason.id, "lost_note": "Too dear"})
         assert moved.status_code == 200, moved.json
         assert moved.json["status"] == "lost" and moved.json["lost_reason_id"] == reason.id
@@ -241,15 +241,15 @@ def test_a_move_that_needs_a_lost_reason_is_refused_with_every_requirement_and_n
 def test_a_move_checks_if_match_when_sent_and_the_stage_belongs_to_the_pipeline(team):
     rita = team["clients"]["rita"]
     deal = create(rita, team["account"])
-    stale = rita.post(f"/api/v1/opportunities/{deal['id']}/move", json={"stage_id": stage("negotiating").id},
+    stale = rita.post(f"/api/v1/opportunities/{deal['id']}/stage", json={"stage_id": stage("negotiating").id},
                       headers={"If-Match": '"7"'})
     assert stale.status_code == 412
     other = opps.create_pipeline({"name": "Projects", "stages": [
         {"name": "Scoping", "kind": "open"}, {"name": "Signed", "kind": "won", "probability": 100}]})
     foreign = Stage.get((Stage.pipeline == other.id) & (Stage.kind == "open"))
-    wrong = rita.post(f"/api/v1/opportunities/{deal['id']}/move", json={"stage_id": foreign.id})
+    wrong = rita.post(f"/api/v1/opportunities/{deal['id']}/stage", json={"stage_id": foreign.id})
     assert wrong.status_code == 422 and "stage_id" in wrong.json["error"]["fields"]
-    ok = rita.post(f"/api/v1/opportunities/{deal['id']}/move", json={"stage_id": stage("negotiating").id},
+    ok = rita.post(f"/api/v1/opportunities/{deal['id']}/stage", json={"stage_id": stage("negotiating").id},
                    headers={"If-Match": '"1"'})
     assert ok.status_code == 200 and ok.json["probability"] == 70 and ok.headers["ETag"] == '"2"'
 

@@ -97,7 +97,7 @@ def _changeable(opportunity_id):
     return record
 
 
-@opportunities_blueprint.route("/<int:opportunity_id>/move")
+@opportunities_blueprint.route("/<int:opportunity_id>/stage")
 class OpportunityMove(MethodView):
     @opportunities_blueprint.arguments(MoveSchema)
     @opportunities_blueprint.response(200, OpportunitySchema)

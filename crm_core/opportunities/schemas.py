@@ -38,6 +38,12 @@ class OpportunitySchema(RecordSchema):
     next_step = _text(300)
     lost_reason_id = ma.fields.Integer(allow_none=True, validate=ID, metadata={
         "description": "required in a lost stage (GET /api/v1/lost-reasons)"})
+    lost_reason = ma.fields.Function(
+        lambda record: record.lost_reason.name if getattr(record, "lost_reason_id", None) else None,
+        deserialize=lambda value: value, allow_none=True,
+        validate=ma.validate.Length(max=200), metadata={
+            "type": "string", "description": "the lost reason's name; on input, a name of the company's "
+                                             "list instead of lost_reason_id"})
     lost_note = ma.fields.String(allow_none=True, validate=LONG_TEXT)
     description = ma.fields.String(allow_none=True, validate=LONG_TEXT)
     stage_changed_at = ma.fields.DateTime(dump_only=True)
@@ -54,6 +60,8 @@ class OpportunityPatchSchema(OpportunitySchema):
 class MoveSchema(Schema):
     stage_id = ma.fields.Integer(required=True, validate=ID)
     lost_reason_id = ma.fields.Integer(allow_none=True, validate=ID)
+    lost_reason = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=200), metadata={
+        "description": "a lost reason's name, instead of lost_reason_id"})
     lost_note = ma.fields.String(allow_none=True, validate=LONG_TEXT)
     closed_date = ma.fields.Date(allow_none=True)
     probability = ma.fields.Integer(validate=PERCENT)

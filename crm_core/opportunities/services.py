@@ -8,6 +8,7 @@ so that stage gates, the stage history and the hooks apply on every path.
 
 from __future__ import annotations
 
+import peewee
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
@@ -244,7 +245,25 @@ def delete_lost_reason(reason, actor_id=None, expected_version=None):
 
 # -- opportunities --------------------------------------------------------------------------------
 
+def _lost_reason_by_name(values, problems):
+    """``lost_reason`` (CONTRACT.md's name for scripts) names a reason of the company's list,
+    in any case: it becomes ``lost_reason_id``."""
+    if "lost_reason" not in values:
+        return
+    name = values.pop("lost_reason")
+    name = name.strip() if isinstance(name, str) else name
+    if not name:
+        values["lost_reason_id"] = None
+        return
+    reason = LostReason.alive().where(peewee.fn.LOWER(LostReason.name) == str(name).lower()).first()
+    if reason is None:
+        problems.add("lost_reason", _l("Choose a reason from the company's list."))
+    else:
+        values["lost_reason_id"] = reason.id
+
+
 def _check_opportunity(values, problems, actor_id, opportunity=None):
+    _lost_reason_by_name(values, problems)
     for name in OPPORTUNITY_TEXT:
         text(values, name, problems, required=name == "name")
     choice(values, "source", OPPORTUNITY_SOURCES, problems)
