@@ -295,7 +295,7 @@ class Importer:
             elif row.record is not None:
                 scope = getattr(row.record, relation.scope)
             else:
-                scope = relation.scope_default() if relation.scope_default else None
+                scope = self.memo(("scope", relation.name), relation.scope_default or (lambda: None))
             row.values[relation.column] = self.resolve(relation, text, title, row, scope)
             if row.error:
                 return

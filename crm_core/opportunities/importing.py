@@ -12,10 +12,12 @@ executemany/COPY. Rows that update an opportunity (a known ``external_id``) go t
 from __future__ import annotations
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 
 from crm_core.db import utcnow
 
-STAGE_VALUES = ("probability", "status", "closed_date", "lost_reason_id")
+# The relations the importer itself resolves and checks (see ``import_objects``).
+LOOKED_UP = ("owner_id", "account_id", "contact_id", "campaign_id", "lost_reason_id")
 
 
 def _default_pipeline_id():
@@ -54,10 +56,19 @@ def rules(values, context):
     from crm_core.opportunities.services import _check_opportunity
     from crm_core.org.services import Problems
 
+    from crm_core.accounts.models import Contact
+
     if values.get("pipeline_id") is None:
         values["pipeline_id"] = context.memo("default_pipeline", _default_pipeline_id)
     problems = Problems()
-    _check_opportunity(values, problems, context.actor)
+    # The importer found the related records among those the user may read (or the active
+    # users): the service's rules need not look them up again, row after row.
+    _check_opportunity({k: v for k, v in values.items() if k not in LOOKED_UP}, problems, context.actor)
+    contact_id, account_id = values.get("contact_id"), values.get("account_id")
+    if contact_id is not None and account_id is not None:
+        of_contact = context.value_of(Contact, contact_id, "account_id")
+        if of_contact is not None and of_contact != account_id:
+            problems.add("contact_id", _l("Choose a contact of the opportunity's account."))
     pipeline, stage, stage_problems = _stage_of(context, values)
     for field, message in {**problems.fields, **stage_problems}.items():
         return [(field, "rejected", {"message": str(message)})]
