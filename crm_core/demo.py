@@ -32,8 +32,9 @@ _LOCALES = [("vi", "Asia/Ho_Chi_Minh"), ("pl", "Europe/Warsaw"), ("zh", "Asia/Sh
             ("zh_TW", "Asia/Taipei"), ("ru", "Europe/Moscow"), ("en", "Europe/London")]
 
 
-def load_demo(password, scale=0, seed=2026):
-    """Create the demo people (idempotent) and ``scale`` generated users; return counts."""
+def load_demo(password, scale=0, seed=2026, opportunities=0):
+    """Create the demo people (idempotent), ``scale`` generated users and ``opportunities``
+    generated opportunities (for benchmarks); return counts."""
     created = 0
     for email, name, locale, timezone in DEMO_PEOPLE:
         if find_by_email(email) is None:
@@ -48,11 +49,14 @@ def load_demo(password, scale=0, seed=2026):
     web_forms = _demo_web_forms()
     _demo_assignment()
     generated = _generate_users(password, scale, seed) if scale else 0
+    from crm_core.opportunities import scale as opportunity_scale
+
+    at_scale = opportunity_scale.load(opportunities, seed) if opportunities else {"opportunities": 0}
     from crm_core.duplicates.scan import scan
 
     scan()  # the duplicate groups of the demo data, ready for review
     return {"people": created, "departments": departments, "accounts": accounts, "leads": leads,
-            "web_forms": web_forms, "generated": generated}
+            "web_forms": web_forms, "generated": generated, "opportunities": at_scale["opportunities"]}
 
 
 def _generate_users(password, count, seed):
