@@ -194,20 +194,31 @@ def _write(model, rows, with_id=True):
         return
     import peewee
 
+    from crm_core.customfields.models import CustomValuesField
+    from crm_core.db import MoneyField, UTCDateTimeField
+
     fields = [f for name, f in model._meta.fields.items() if with_id or name != "id"]
     sqlite = vendor() == "sqlite"
+    # Only the types whose stored form differs from the Python value are converted (the
+    # values generated here are valid by construction: no check is repeated per row).
+    plan = []
+    for field in fields:
+        convert = None
+        if isinstance(field, (UTCDateTimeField, MoneyField, CustomValuesField)):
+            convert = field.db_value
+        elif sqlite and isinstance(field, peewee.DateField):
+            convert = dt.date.isoformat
+        default = field.default
+        plan.append((field.name, default() if callable(default) else default, convert))
 
-    def stored(field, row):
-        value = row.get(field.name)
-        if value is None and field.name not in row:
-            value = field.default() if callable(field.default) else field.default
-        if value is None:
-            return None
-        if sqlite and isinstance(field, peewee.DateField) and not isinstance(value, dt.datetime):
-            return value.isoformat()
-        return field.db_value(value)
+    def stored(row):
+        out = []
+        for name, default, convert in plan:
+            value = row.get(name, default)
+            out.append(convert(value) if convert is not None and value is not None else value)
+        return tuple(out)
 
-    tuples = [tuple(stored(field, row) for field in fields) for row in rows]
+    tuples = [stored(row) for row in rows]
     names = ", ".join(f'"{field.column_name}"' for field in fields)
     table = model._meta.table_name
     if sqlite:
