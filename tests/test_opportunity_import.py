@@ -212,3 +212,33 @@ def test_dates_that_cannot_be_read_or_could_be_swapped_are_refused(text, code):
 ])
 def test_money_with_its_currency(text, expected):
     assert converters.money(text) == expected
+
+
+def test_the_import_page_takes_opportunities_with_a_saved_mapping(app, people):
+    import io
+
+    from crm_core.testing import page_and_token, signed_in
+
+    rita = people["rita"]
+    accounts.create_account({"name": "Cancity"}, actor_id=rita.id)
+    browser = signed_in(app, rita)
+    html, token = page_and_token(browser, "/imports/mappings")
+    saved = browser.post("/imports/mappings", data={
+        "csrf_token": token, "object": "opportunity", "name": "Maven",
+        "mapping": "opportunity_id = external_id\nproduct = name\ndeal_stage = stage\nclose_value = amount\n"
+                   "engage_date =\n"})
+    assert saved.status_code == 302
+    mapping = services.mappings()[0]
+    html, token = page_and_token(browser, "/imports/")
+    assert 'value="opportunity"' in html
+    data = csv_bytes([["opportunity_id", "product", "account", "deal_stage", "engage_date", "close_value"],
+                      ["1C1I7A6R", "GTX Plus Basic", "Cancity", "Qualified", "2016-10-20", "1054"]])
+    response = browser.post("/imports/", data={"csrf_token": token, "object": "opportunity",
+                                               "mapping_id": str(mapping.id), "file": (io.BytesIO(data), "deals.csv")},
+                            content_type="multipart/form-data")
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    deal = Opportunity.get(Opportunity.external_id == "1C1I7A6R")
+    assert (deal.name, deal.amount, deal.owner_id) == ("GTX Plus Basic", Decimal("1054"), rita.id)
+    # Bob (another department) sees neither the run nor the opportunity.
+    run_id = response.headers["Location"].rstrip("/").split("/")[-1]
+    assert signed_in(app, people["bob"]).get(f"/imports/{run_id}").status_code == 404
