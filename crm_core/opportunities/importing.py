@@ -70,7 +70,9 @@ def rules(values, context):
         if of_contact is not None and of_contact != account_id:
             problems.add("contact_id", _l("Choose a contact of the opportunity's account."))
     pipeline, stage, stage_problems = _stage_of(context, values)
-    for field, message in {**problems.fields, **stage_problems}.items():
+    found = {**problems.fields, **stage_problems}
+    if found:
+        field, message = next(iter(found.items()))
         return [(field, "rejected", {"message": str(message)})]
     values["pipeline_id"], values["stage_id"] = pipeline.id, stage.id
     if values.get("probability") is None:
