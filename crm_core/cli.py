@@ -488,14 +488,33 @@ def import_command(ctx, object_name, path, mapping_path, dry_run, partial, as_em
 DEMO_ADMIN = "admin@example.com"
 
 
+class ScaleType(click.ParamType):
+    """A number of sales reps, or a named size ("small", "large")."""
+
+    name = "scale"
+
+    def convert(self, value, param, ctx):
+        from crm_core.opportunities.scale import SIZES
+
+        text = str(value).strip().lower()
+        if text in SIZES or (text.isdigit()):
+            return text if text in SIZES else int(text)
+        self.fail(f"{value!r} is not a number of reps nor one of: {', '.join(SIZES)}", param, ctx)
+
+
 @main.command()
-@click.option("--scale", default=0, type=click.IntRange(0),
-              help="Also generate this many sales reps (for benchmarks).")
+@click.option("--scale", default="0", type=ScaleType(),
+              help="Also generate this many sales reps; or a size for benchmarks: small (100 reps, "
+                   "10,000 opportunities) or large (1,000 reps in teams of 50, 1,000,000 opportunities).")
+@click.option("--opportunities", default=None, type=click.IntRange(0),
+              help="Generate this many opportunities (with accounts and stage history) over the generated "
+                   "reps.")
 @click.pass_context
-def demo(ctx, scale):
+def demo(ctx, scale, opportunities):
     """Set up a demo company on this instance: the schema, an administrator and the sales team.
 
-    Idempotent: a second run adds nothing that is already there.
+    Idempotent: a second run adds nothing that is already there (a named --scale tops up to
+    its size; a number of reps or --opportunities adds that many).
     """
     from crm_core.demo import load_demo
 
@@ -508,14 +527,20 @@ def demo(ctx, scale):
         first_run = password is not None
         # People missing since the first run get a fresh password nobody knows:
         # an administrator resets it when needed.
-        counts = load_demo(password or secrets.token_urlsafe(12), scale=scale)
+        if isinstance(scale, str):
+            from crm_core.opportunities.scale import missing
+
+            scale, wanted = missing(scale)
+            opportunities = wanted if opportunities is None else opportunities
+        counts = load_demo(password or secrets.token_urlsafe(12), scale=scale, opportunities=opportunities or 0)
         from crm_core.db import refresh_statistics
 
         refresh_statistics()  # the generated rows arrived in bulk: plan the lists with them
     click.echo(f"Demo people added: {counts['people']}; departments: {counts['departments']}; "
                f"accounts: {counts['accounts']}; leads: {counts['leads']}; "
                f"opportunities: {counts['opportunities']}; "
-               f"generated sales reps: {counts['generated']}.")
+               f"generated sales reps: {counts['generated']}; "
+               f"generated opportunities: {counts['generated_opportunities']}.")
     if first_run:
         click.echo(f"Demo ready. Start it with `crm run` and sign in as {DEMO_ADMIN} with the "
                    f"password {password} (the demo people share it).")

@@ -298,7 +298,10 @@ def crm_register_tasks(app):
 def crm_register_import_objects(app):
     from crm_core.imports.registry import core_import_objects
 
-    return core_import_objects()
+    # -- opportunities (issue 6, importer): lookups, rules and gates per row, stage history
+    from crm_core.opportunities.importing import import_objects as opportunity_import_objects
+
+    return core_import_objects() + opportunity_import_objects()
 
 
 @hookimpl

@@ -32,8 +32,9 @@ _LOCALES = [("vi", "Asia/Ho_Chi_Minh"), ("pl", "Europe/Warsaw"), ("zh", "Asia/Sh
             ("zh_TW", "Asia/Taipei"), ("ru", "Europe/Moscow"), ("en", "Europe/London")]
 
 
-def load_demo(password, scale=0, seed=2026):
-    """Create the demo people (idempotent) and ``scale`` generated users; return counts."""
+def load_demo(password, scale=0, seed=2026, opportunities=0):
+    """Create the demo people (idempotent), ``scale`` generated users and ``opportunities``
+    generated opportunities (for benchmarks); return counts."""
     created = 0
     for email, name, locale, timezone in DEMO_PEOPLE:
         if find_by_email(email) is None:
@@ -49,7 +50,7 @@ def load_demo(password, scale=0, seed=2026):
     _demo_assignment()
     from crm_core.opportunities import demo as opportunities_demo
 
-    opportunities = opportunities_demo.load()
+    demo_opportunities = opportunities_demo.load()
     from crm_core.approvals import demo as approvals_demo
 
     approvals_demo.load()  # after the demo opportunities: one of them waits for approval
@@ -66,8 +67,13 @@ def load_demo(password, scale=0, seed=2026):
     from crm_core.duplicates.scan import scan
 
     scan()  # the duplicate groups of the demo data, ready for review
+    # After the scan: benchmark accounts by the hundred thousand are no review material.
+    from crm_core.opportunities import scale as opportunity_scale
+
+    at_scale = opportunity_scale.load(opportunities, seed) if opportunities else {"opportunities": 0}
     return {"people": created, "departments": departments, "accounts": accounts, "leads": leads,
-            "web_forms": web_forms, "opportunities": opportunities, "generated": generated}
+            "web_forms": web_forms, "opportunities": demo_opportunities, "generated": generated,
+            "generated_opportunities": at_scale["opportunities"]}
 
 
 def _generate_users(password, count, seed):

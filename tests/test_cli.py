@@ -90,14 +90,16 @@ def test_demo_sets_up_an_instance_that_run_can_start(tmp_path):
     assert first.returncode == 0, first.stderr
     assert "Administrator admin@example.com created." in first.stdout
     assert "Demo ready." in first.stdout and "with the password" in first.stdout
-    assert "Demo people added: 11; departments: 6; accounts: 11; leads: 5; generated sales reps: 0." in first.stdout
+    assert ("Demo people added: 11; departments: 6; accounts: 11; leads: 5; opportunities: 40; "
+            "generated sales reps: 0; generated opportunities: 0.") in first.stdout, first.stdout
     config = home / "instance" / "crm.toml"
     assert config.exists() and oct(config.stat().st_mode & 0o777) == "0o600"
     again = crm("demo", env=env, cwd=home)
     assert again.returncode == 0 and "already exists: unchanged" in again.stdout
-    assert "Demo people added: 0; departments: 0; accounts: 0; leads: 0; generated sales reps: 0." in again.stdout
+    assert ("Demo people added: 0; departments: 0; accounts: 0; leads: 0; opportunities: 0; "
+            "generated sales reps: 0; generated opportunities: 0.") in again.stdout, again.stdout
     scaled = crm("demo", "--scale", "1200", env=env, cwd=home)
-    assert "generated sales reps: 1200." in scaled.stdout, scaled.stderr
+    assert "generated sales reps: 1200;" in scaled.stdout, scaled.stderr
 
     with CrmServer(env, workers=2, cwd=home) as server:
         with urllib.request.urlopen(server.base + "/healthz", timeout=5) as reply:

@@ -199,7 +199,7 @@ def test_later_parts_add_their_steps_to_the_pipeline(app, team):
     table = read(csv_bytes([["last_name", "country"], ["Nowak", "pl"], ["Trần", "VN"]]), "x.csv", Limits())
     importer = Importer(import_objects()["lead"], team["rita"].id, table.header)
     importer.add_step(propose_owner, after="owner")
-    assert [name for name, _ in importer.steps][3:5] == ["owner", "propose_owner"]
+    assert [name for name, _ in importer.steps][4:6] == ["owner", "propose_owner"]
     inserted = []
     importer.after_insert.append(lambda rows: inserted.extend(row.id for row in rows))
     result = importer.run(table.rows)
@@ -360,7 +360,7 @@ def test_the_api_takes_multipart_uploads_and_refuses_bad_requests(app, team):
             "file": (io.BytesIO(csv_bytes(BAD_ROWS)), "leads.csv")}
     response = rita.post("/api/v1/imports", data=data, content_type="multipart/form-data")
     assert response.status_code == 201 and response.json["created"] == 2
-    assert rita.post("/api/v1/imports", json=upload_json("opportunity", [["x"]])).status_code == 422
+    assert rita.post("/api/v1/imports", json=upload_json("no_such_object", [["x"]])).status_code == 422
     assert rita.post("/api/v1/imports", json={**upload_json("lead", [["x"]]), "content": "%%%"}).status_code == 422
     bad = rita.post("/api/v1/imports", json=upload_json("lead", [["x"]], mapping={"x": "no_such_field"}))
     assert bad.status_code == 422 and "mapping" in bad.json["error"]["fields"]
@@ -492,7 +492,7 @@ def test_crm_import_exits_non_zero_and_names_each_refused_line(app, team, cli, t
     assert Lead.get().owner_id != team["rita"].id  # by default, as an administrator
     partial = cli("import", "lead", str(path), "--partial", "--as", "rita@example.com")
     assert partial.exit_code == 1 and Lead.select().count() == 3
-    assert cli("import", "opportunity", str(good)).exit_code == 2
+    assert cli("import", "no_such_object", str(good)).exit_code == 2
 
 
 # -- the hook -------------------------------------------------------------------------------------------------
@@ -506,7 +506,7 @@ def test_hook_crm_register_import_objects(app_factory, register_plugin):
 
     app = app_factory()
     with app.app_context():
-        assert sorted(import_objects()) == ["account", "contact", "lead"]
+        assert sorted(import_objects()) == ["account", "contact", "lead", "opportunity"]
         assert app.extensions["crm"].registries["import_objects"].owner("lead") == "core"
 
     def plugin(name, spec):

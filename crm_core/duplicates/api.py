@@ -275,12 +275,24 @@ class TransferSchema(Schema):
     to_owner_id = ma.fields.Integer(required=True, validate=ID)
     expected_count = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=0), metadata={
         "description": "the count the preview showed; without it, only a preview"})
+    with_opportunities = ma.fields.Boolean(load_default=False, metadata={
+        "description": "accounts only: their open opportunities owned by the account's owner go too"})
 
 
 class TransferResultSchema(Schema):
     count = ma.fields.Integer()
     transferred = ma.fields.Boolean()
     sample = ma.fields.List(ma.fields.Dict())
+    opportunities = ma.fields.Integer(metadata={
+        "description": "with with_opportunities: the open opportunities that go (went) along"})
+
+
+def _sample_out(name, record):
+    if name in RESOURCES:
+        return RESOURCES[name].out(record)
+    # Opportunities: what a transfer preview needs, within the field-level rules.
+    return access.dump_visible(name, {"id": record.id, "name": record.name, "owner_id": record.owner_id,
+                                      "account_id": record.account_id, "status": record.status})
 
 
 @transfers_blueprint.route("")
@@ -293,14 +305,24 @@ class Transfers(MethodView):
         set changed). Only records the caller may transfer are counted and moved."""
         name = data["object"]
         access.require_object(name, "update")
-        resource = RESOURCES[name]
+        along = data["with_opportunities"]
+        if along:
+            access.require_object("opportunity", "update")
         args = dict(ids=data["ids"], from_owner_id=data["from_owner_id"])
-        count, sample = transferring.preview(current_user.id, name, data["to_owner_id"], **args)
+        count, sample = transferring.preview(current_user.id, name, data["to_owner_id"],
+                                             with_opportunities=along, **args)
+        extra = {}
         if data["expected_count"] is None:
+            if along:
+                extra["opportunities"] = transferring.opportunities_count(current_user.id, data["to_owner_id"],
+                                                                          **args)
             return jsonify({"count": count, "transferred": False,
-                            "sample": [resource.out(record) for record in sample]})
-        moved = transferring.transfer(current_user.id, name, data["to_owner_id"], data["expected_count"], **args)
-        return jsonify({"count": moved, "transferred": True, "sample": []})
+                            "sample": [_sample_out(name, record) for record in sample], **extra})
+        moved = transferring.transfer(current_user.id, name, data["to_owner_id"], data["expected_count"],
+                                      with_opportunities=along, **args)
+        if along:
+            extra["opportunities"] = moved.opportunities
+        return jsonify({"count": moved.count, "transferred": True, "sample": [], **extra})
 
 
 __all__ = ["blueprint", "transfers_blueprint"]

@@ -21,10 +21,14 @@ def _children():
     record of each object and move to the survivor."""
     from crm_core.accounts.models import Account, Contact
     from crm_core.leads.models import Lead
+    from crm_core.opportunities.models import Opportunity
 
-    return {"account": [(Contact, "account"), (Account, "parent"), (Lead, "converted_account")],
-            "contact": [(Contact, "reports_to"), (Lead, "converted_contact")],
-            "lead": []}
+    # An opportunity keeps its account when its contact merges into one of another account:
+    # the person it was sold to is the survivor; its account is the customer it was sold to.
+    return {"account": [(Contact, "account"), (Account, "parent"), (Lead, "converted_account"),
+                        (Opportunity, "account")],
+            "contact": [(Contact, "reports_to"), (Lead, "converted_contact"), (Opportunity, "contact")],
+            "lead": [(Opportunity, "lead")]}
 
 
 def _update_service(object_name):

@@ -198,8 +198,10 @@ def transfer():
         abort(403)
     source = request.form if request.method == "POST" else request.args
     form = {"object": source.get("object", allowed[0]), "from_owner_id": source.get("from_owner_id", ""),
-            "to_owner_id": source.get("to_owner_id", ""), "ids": source.get("ids", "").strip()}
+            "to_owner_id": source.get("to_owner_id", ""), "ids": source.get("ids", "").strip(),
+            "with_opportunities": source.get("with_opportunities", "") if source.get("object") == "account" else ""}
     _object_arg(form["object"], allowed)
+    along = form["with_opportunities"] == "1"
     errors, preview, status = {}, None, 200
     if request.method == "POST":
         ids = [int(part) for part in form["ids"].replace(",", " ").split() if part.isdigit()] or None
@@ -210,15 +212,22 @@ def transfer():
         if not errors:
             try:
                 if request.form.get("expected_count", "").isdigit():
-                    count = transferring.transfer(current_user.id, form["object"], to_owner,
+                    moved = transferring.transfer(current_user.id, form["object"], to_owner,
                                                   int(request.form["expected_count"]), ids=ids,
-                                                  from_owner_id=from_owner)
+                                                  from_owner_id=from_owner, with_opportunities=along)
                     flash(ngettext("%(num)s record has been transferred.",
-                                   "%(num)s records have been transferred.", count), "success")
+                                   "%(num)s records have been transferred.", moved.count), "success")
+                    if along:
+                        flash(ngettext("%(num)s open opportunity went with them.",
+                                       "%(num)s open opportunities went with them.", moved.opportunities),
+                              "success")
                     return redirect(url_for("transfers.transfer", object=form["object"]))
                 count, sample = transferring.preview(current_user.id, form["object"], to_owner, ids=ids,
-                                                     from_owner_id=from_owner)
+                                                     from_owner_id=from_owner, with_opportunities=along)
                 preview = {"count": count, "sample": sample}
+                if along:
+                    preview["opportunities"] = transferring.opportunities_count(
+                        current_user.id, to_owner, ids=ids, from_owner_id=from_owner)
             except UserError as problem:
                 errors, status = dict(problem.fields), (409 if problem.code == "changed" else 422)
                 if problem.code == "changed":

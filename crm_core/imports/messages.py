@@ -30,6 +30,8 @@ MESSAGES = {
     "integer": _l("Enter a whole number."),
     "decimal": _l("Enter a number."),
     "date": _l("Enter a date as YYYY-MM-DD."),
+    "date_ambiguous": _l("Day and month could be swapped in this date: write it as YYYY-MM-DD."),
+    "currency_mismatch": _l("The amount is in %(found)s but the row's currency is %(currency)s."),
     "boolean": _l("Enter yes or no."),
     "currency": _l("Enter a currency code such as EUR."),
     "not_found": _l("No record you may see matches this value."),

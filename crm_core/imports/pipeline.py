@@ -6,9 +6,12 @@ Each row goes through ``Importer.steps`` in order; a step reads and completes
   convert     text -> values, by the per-column converters (converters.py)
   relations   ``account``/``owner``... -> ids among the records the user may read
   keys        an external id known to the database makes the row an update (batch step)
+  scoped      lookups within another column's value (a stage by name within the row's
+              pipeline, or the updated record's)
   owner       a new record without an owner gets the importing user
   required    a new record has its required fields
-  checks      the object's own row rules (a contact reports to one of its account)
+  checks      the object's completion of new values, then its own row rules (a contact
+              reports to one of its account; an opportunity's stage gates)
   custom      ``custom.<key>`` columns (or a custom field's label) -> the custom values,
               checked by the fields' compiled validator (wiring.py)
   row_hash    a new record without an external id is skipped when its mapped values were
@@ -37,7 +40,7 @@ from typing import Any
 import peewee
 import psycopg
 
-from crm_core.db import database, utcnow, vendor
+from crm_core.db import MoneyField, database, utcnow, vendor
 from crm_core.errors import UserError
 from crm_core.imports.converters import Bad, for_field
 from crm_core.permissions import FIELD_EDIT, engine
@@ -143,7 +146,7 @@ class Importer:
         self._targets()
         self._plan(header, mapping or {})
         self.steps = [("convert", self.convert), ("relations", self.relations), ("keys", None),
-                      ("owner", self.owner), ("required", self.required), ("checks", self.checks),
+                      ("scoped", self.scoped), ("owner", self.owner), ("required", self.required), ("checks", self.checks),
                       ("row_hash", None)]
         self.batch_steps = {"keys": self.keys, "row_hash": self.row_hashes}
         # Called with each batch's inserted rows (row.id set), in the import's transaction.
@@ -155,6 +158,8 @@ class Importer:
         from crm_core.imports import wiring
 
         wiring.wire(self)
+        if spec.wire is not None:
+            spec.wire(self)
 
     # -- the plan: which column goes where -----------------------------------------------------
 
@@ -227,6 +232,8 @@ class Importer:
         if problems:
             raise FileProblem(problems)
         self.mapped = used
+        self.money_columns = [(column, self.fields[column].currency_field) for column in used
+                              if isinstance(self.fields.get(column), MoneyField)]
         self.title_of = dict(used)
         looked_up = {relation.column for _, _, relation in self.lookups}
         self.direct_ids = [(column, relation) for column, relation in self.relations_by_column.items()
@@ -258,9 +265,39 @@ class Importer:
             except Bad as bad:
                 row.fail(title, text, bad.code, **bad.params)
                 return
+        for amount, currency in self.money_columns:
+            if isinstance(values.get(amount), tuple):
+                # "USD 1,054" or "1 054 €": the amount's own currency, which a currency
+                # column must not contradict.
+                values[amount], found = values[amount]
+                given = values.get(currency)
+                if given is not None and given != found:
+                    row.fail(self.title_of[amount], found, "currency_mismatch", currency=given, found=found)
+                    return
+                values[currency] = found
         for index, title, relation in self.lookups:
+            if relation.scope is not None:
+                continue  # after the keys step: an update's scope is its record's
             text = raw[index].strip() if index < width else ""
             values[relation.column] = self.resolve(relation, text, title, row) if text else None
+            if row.error:
+                return
+
+    def scoped(self, row):
+        for index, title, relation in self.lookups:
+            if relation.scope is None:
+                continue
+            text = row.raw[index].strip() if index < len(row.raw) else ""
+            if not text:
+                row.values[relation.column] = None
+                continue
+            if relation.scope in self.mapped and row.values.get(relation.scope) is not None:
+                scope = row.values[relation.scope]
+            elif row.record is not None:
+                scope = getattr(row.record, relation.scope)
+            else:
+                scope = self.memo(("scope", relation.name), relation.scope_default or (lambda: None))
+            row.values[relation.column] = self.resolve(relation, text, title, row, scope)
             if row.error:
                 return
 
@@ -287,27 +324,27 @@ class Importer:
 
     def checks(self, row):
         if row.record is None:
+            if self.spec.prepare:
+                self.spec.prepare(row.values)
             for check in self.spec.row_checks:
                 for column, code, params in check(row.values, self):
                     row.fail(self.title_of.get(column + "_id", self.title_of.get(column, column)),
                              "", code, **params)
                     return
-            if self.spec.prepare:
-                self.spec.prepare(row.values)
 
     # -- lookups ------------------------------------------------------------------------------------
 
-    def resolve(self, relation, text, title, row):
-        key = (relation.name, text.lower())
+    def resolve(self, relation, text, title, row, scope=None):
+        key = (relation.name, text.lower(), scope)
         if key not in self._cache:
-            self._cache[key] = self._find(relation, text)
+            self._cache[key] = self._find(relation, text, scope)
         found = self._cache[key]
         if isinstance(found, str):
             row.fail(title, text, found)
             return None
         return found
 
-    def _find(self, relation, text):
+    def _find(self, relation, text, scope=None):
         from crm_core.users.models import User
 
         if relation.object == "user":
@@ -315,15 +352,18 @@ class Importer:
             ids = [u.id for u in query.where((peewee.fn.LOWER(User.email) == text.lower())
                                              | (User.name == text)).limit(2)]
             return ids[0] if len(ids) == 1 else "no_user" if not ids else "ambiguous"
-        model = engine().objects[relation.object].model
+        model = relation.model or engine().objects[relation.object].model
         for key in relation.keys:
             if key not in model._meta.fields:
                 continue
             column = getattr(model, key)
             condition = (column == text) if key == "external_id" else (
                 peewee.fn.LOWER(column) == text.lower())
-            ids = [r.id for r in engine().query(self.actor, relation.object, model.id)
-                   .where(condition).limit(2)]
+            if relation.scope is not None:
+                condition &= getattr(model, relation.scope) == scope
+            query = (model.alive().select(model.id) if relation.model is not None
+                     else engine().query(self.actor, relation.object, model.id))
+            ids = [r.id for r in query.where(condition).limit(2)]
             if len(ids) == 1:
                 return ids[0]
             if ids:
@@ -337,11 +377,20 @@ class Importer:
         if key not in self._cache:
             if relation.object == "user":
                 found = User.alive().where((User.id == value) & (User.active == True)).exists()  # noqa: E712
+            elif relation.model is not None:
+                found = relation.model.alive().where(relation.model.id == value).exists()
             else:
                 model = engine().objects[relation.object].model
                 found = engine().query(self.actor, relation.object, model.id).where(
                     model.id == value).exists()
             self._cache[key] = found
+        return self._cache[key]
+
+    def memo(self, key, compute):
+        """``compute()`` once per run for ``key``: for row checks that look things up."""
+        key = ("memo", key)
+        if key not in self._cache:
+            self._cache[key] = compute()
         return self._cache[key]
 
     def value_of(self, model, record_id_, column):
@@ -482,6 +531,9 @@ class Importer:
                 changed = self.spec.update(record, changes, actor_id=self.actor)
         except UserError as exc:
             column, message = next(iter(exc.fields.items()))
+            if getattr(exc, "unmet", None):
+                # A refused stage move: every unmet requirement, not only the first.
+                message = " ".join([str(exc.message)] + [str(m) for _, m in exc.unmet])
             if getattr(exc, "matches", None) is not None:
                 return self.result.add_error(row.line, "", "", "duplicate",
                                              {"records": ", ".join(str(m.record.id) for m in exc.matches)})

@@ -15,12 +15,21 @@ class Relation:
     """A column that names another record: ``account`` takes the account's external id, its
     name or its email (``keys``, tried in that order) among the records the importing user may
     read; ``account_id`` takes the id itself. ``object`` "user" means an active user (by email
-    or name): owners."""
+    or name): owners.
+
+    ``model`` marks a company list every user reads (pipelines, stages, lost reasons): the
+    value is looked up among the model's live records, not through the access engine.
+    ``scope`` names the row's column that narrows the lookup (a stage by name within the
+    row's pipeline: ``scope="pipeline_id"``); without that column in the file, an update
+    takes its record's value and a new record ``scope_default()``."""
 
     name: str                 # the column without _id: "account"
     column: str               # the record's column: "account_id"
     object: str               # the access object looked in: "account" (or "user")
     keys: tuple = ("external_id", "name", "email")
+    model: Any = None
+    scope: str | None = None
+    scope_default: Callable | None = None
 
 
 @dataclass(frozen=True)
@@ -30,9 +39,13 @@ class ImportObject:
     Fields are the model's own (named like the API); ``choices`` limits some of them,
     ``required`` must be given on a new record, ``skip`` are never imported (computed
     ones). ``update`` is the object's service that changes one record (history, checks):
-    rows with a known external id go through it. ``row_checks`` are extra per-row rules:
-    ``check(values, context) -> [(column, code, params)]``; ``prepare(values)`` completes a
-    new record's values (e.g. the day a prospect became a customer).
+    rows with a known external id go through it. ``prepare(values)`` completes a new
+    record's values (e.g. the day a prospect became a customer, an opportunity's status
+    from its stage) before ``row_checks``, the extra per-row rules:
+    ``check(values, context) -> [(column, code, params)]``, so they check the values stored.
+    ``wire(importer)`` adds the object's own steps and callbacks to each run (see
+    pipeline.py): what it writes besides its own rows (an opportunity's first stage
+    history row, in bulk) and whom it tells afterwards.
     """
 
     name: str
@@ -44,6 +57,7 @@ class ImportObject:
     skip: tuple = ()
     row_checks: tuple = ()
     prepare: Callable | None = None
+    wire: Callable | None = None
 
     def validate(self, owner):
         if not self.name or not self.name.replace("_", "").isalnum():

@@ -71,17 +71,59 @@ class LeadPatchSchema(LeadSchema):
     last_name = ma.fields.String(validate=ma.validate.Length(min=1, max=100))
 
 
+class ConvertOpportunitySchema(Schema):
+    """The opportunity a conversion creates: all optional (the company's name, the default
+    pipeline and its first open stage, the company's currency)."""
+
+    name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
+    amount = Amount(allow_none=True)
+    currency = Currency()
+    expected_close_date = ma.fields.Date(allow_none=True)
+    pipeline_id = ma.fields.Integer(validate=ID)
+    stage_id = ma.fields.Integer(validate=ID)
+    probability = ma.fields.Integer(allow_none=True, validate=ma.validate.Range(min=0, max=100))
+    next_step = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=300))
+
+
 class ConvertSchema(Schema):
     account_id = ma.fields.Integer(allow_none=True, load_default=None, validate=ID,
                                    metadata={"description": "link to this account instead of a new one"})
     contact_id = ma.fields.Integer(allow_none=True, load_default=None, validate=ID,
                                    metadata={"description": "link to this contact instead of a new one"})
+    create_opportunity = ma.fields.Boolean(load_default=True, metadata={
+        "description": "false: no opportunity (by default the conversion creates one)"})
+    opportunity = ma.fields.Nested(ConvertOpportunitySchema, load_default=dict, metadata={
+        "description": "the new opportunity's values (campaign, source, owner and lead come from the lead)"})
+
+
+class ConvertedOpportunitySchema(Schema):
+    id = ma.fields.Integer()
+    version = ma.fields.Integer()
+    name = ma.fields.String()
+    account_id = ma.fields.Integer()
+    contact_id = ma.fields.Integer(allow_none=True)
+    owner_id = ma.fields.Integer()
+    pipeline_id = ma.fields.Integer()
+    stage_id = ma.fields.Integer()
+    status = ma.fields.String()
+    currency = ma.fields.String()
+    amount = Amount(allow_none=True)
+    probability = ma.fields.Integer()
+    expected_close_date = ma.fields.Date(allow_none=True)
+    source = ma.fields.String(allow_none=True)
+    campaign_id = ma.fields.Integer(allow_none=True)
+    lead_id = ma.fields.Integer(allow_none=True)
 
 
 class ConversionSchema(Schema):
     lead = ma.fields.Nested(LeadSchema)
     account = ma.fields.Nested(AccountSchema)
     contact = ma.fields.Nested(ContactSchema)
+    opportunity = ma.fields.Nested(ConvertedOpportunitySchema, allow_none=True)
+
+
+def opportunity_out(record):
+    return access.dump_visible("opportunity", ConvertedOpportunitySchema().dump(record)) if record else None
 
 
 campaigns_list = ListQuery(
@@ -117,17 +159,23 @@ class LeadConvert(MethodView):
     @leads_blueprint.response(200, ConversionSchema)
     @leads_blueprint.doc(**IF_MATCH)
     def post(self, data, lead_id):
-        """Convert the lead into an account and a contact (linking to the given or matching
-        ones); of two conversions of the same version, one wins, the other is a 412."""
+        """Convert the lead into an account, a contact (linking to the given or matching
+        ones) and an opportunity (unless declined), in one transaction; of two conversions of
+        the same version, one wins, the other is a 412 and nothing of it is kept."""
         record = access.get_readable("lead", lead_id)
         may_change("lead", record, {"status": "converted"})
         for name in ("account", "contact"):
             access.require_object(name, "create" if data[f"{name}_id"] is None else "read")
+        if data["create_opportunity"]:
+            access.require_object("opportunity", "create")
+            access.check_writable("opportunity", data["opportunity"])
         version = check_if_match(record)
-        account, contact = services.convert(record, actor_id=current_user.id, expected_version=version,
-                                            account_id=data["account_id"], contact_id=data["contact_id"])
-        return with_etag(jsonify({"lead": LEADS.out(record), "account": ACCOUNTS.out(account),
-                                  "contact": CONTACTS.out(contact)}), record)
+        done = services.convert(record, actor_id=current_user.id, expected_version=version,
+                                account_id=data["account_id"], contact_id=data["contact_id"],
+                                opportunity=data["opportunity"] if data["create_opportunity"] else False)
+        return with_etag(jsonify({"lead": LEADS.out(record), "account": ACCOUNTS.out(done.account),
+                                  "contact": CONTACTS.out(done.contact),
+                                  "opportunity": opportunity_out(done.opportunity)}), record)
 
 
 class PurgeSchema(Schema):

@@ -4,6 +4,8 @@ convert at the same time."""
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import peewee
 from flask_babel import lazy_gettext as _l
 
@@ -147,26 +149,51 @@ def matches(lead, actor_id):
     return account, contact
 
 
-def convert(lead, actor_id=None, expected_version=None, account_id=None, contact_id=None):
-    """Turn a lead into an account and a contact, in one transaction.
+class Conversion(NamedTuple):
+    account: Account
+    contact: Contact
+    opportunity: Any = None
+
+
+OPPORTUNITY_VALUES = ("name", "amount", "currency", "expected_close_date", "pipeline_id", "stage_id",
+                      "probability", "next_step")
+
+
+def convert(lead, actor_id=None, expected_version=None, account_id=None, contact_id=None, opportunity=None):
+    """Turn a lead into an account, a contact and an opportunity, in one transaction.
 
     ``account_id``/``contact_id`` link to existing records (the actor must see them);
-    without them the lead's matches are used, or new ones are made from the lead. The
-    lead becomes "converted" by a conditional update on its version, so of two people
+    without them the lead's matches are used, or new ones are made from the lead.
+    ``opportunity`` is False for none, else the values of the new opportunity (any of
+    ``OPPORTUNITY_VALUES``; its name defaults to the company's, its pipeline and stage to
+    the default ones); it takes the lead's owner, campaign and source and points at the
+    lead, and passes the gates of its first stage like any new opportunity. The lead
+    becomes "converted" by a conditional update on its version, so of two people
     converting at once one wins and the other gets a conflict; nothing of theirs is kept.
-    Returns (account, contact).
+    Returns a Conversion (account, contact, opportunity or None).
     """
+    from crm_core.opportunities import services as opportunities
+    from crm_core.opportunities import transitions
+
     _not_converted(lead)
     if lead.status == "unqualified":
         raise UserError(_l("An unqualified lead cannot be converted."), field="status")
     problems = Problems()
     account = readable("account", account_id, actor_id, problems, "account_id", _l("No such account."))
     contact = readable("contact", contact_id, actor_id, problems, "contact_id", _l("No such contact."))
+    deal_values = None
+    if opportunity is not False:
+        given = dict(opportunity or {})
+        unknown = sorted(set(given) - set(OPPORTUNITY_VALUES))
+        if unknown:
+            problems.add("opportunity", _l("These values cannot be given: %(fields)s.", fields=", ".join(unknown)))
+        deal_values = {name: value for name, value in given.items() if name in OPPORTUNITY_VALUES}
     problems.check()
     found_account, found_contact = matches(lead, actor_id)
     account = account or found_account
     contact = contact or found_contact
     expected = lead.version if expected_version is None else int(expected_version)
+    deal = None
     with database.atomic():
         now = utcnow()
         if account is None:
@@ -180,11 +207,30 @@ def convert(lead, actor_id=None, expected_version=None, account_id=None, contact
                 "account_id": account.id, "first_name": lead.first_name, "last_name": lead.last_name,
                 "title": lead.title, "email": lead.email, "phone": lead.phone, "mobile": lead.mobile,
                 "owner_id": lead.owner_id}, actor_id=actor_id, confirm_duplicates=True)
+        if deal_values is not None:
+            if not deal_values.get("name"):
+                deal_values["name"] = account.name
+            # The lead's campaign goes with it even when the converting person may not read
+            # the campaign (the service refuses to point at what its caller cannot see).
+            campaign_id = lead.campaign_id
+            visible = campaign_id is None or engine().query(actor_id, "campaign").where(
+                Campaign.id == campaign_id).exists()
+            deal = opportunities.create_opportunity({
+                **deal_values, "account_id": account.id,
+                # A contact of another account (the lead's email matched one) is not the deal's.
+                "contact_id": contact.id if contact.account_id in (None, account.id) else None,
+                "owner_id": lead.owner_id, "campaign_id": campaign_id if visible else None,
+                "source": lead.source, "lead_id": lead.id}, actor_id=actor_id, announce=False)
+            if not visible:
+                type(deal).update(campaign=campaign_id).where(type(deal).id == deal.id).execute()
+                deal.campaign_id = campaign_id
         # The conditional update: a second conversion of the same version finds nothing.
         update_record(lead, {"status": "converted", "converted_at": now,
                              "converted_account": account.id, "converted_contact": contact.id},
                       actor_id=actor_id, expected_version=expected)
-    return account, contact
+    if deal is not None:
+        transitions.announce(actor_id, deal, None, deal.stage)
+    return Conversion(account, contact, deal)
 
 
 # -- purging inactive leads ---------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_babel import lazy_gettext as _l
@@ -109,10 +109,70 @@ def _lead_extra(lead):
             if record is not None:
                 converted[name] = (endpoint, record.id, getattr(record, "name", None)
                                    or " ".join(p for p in (record.first_name, record.last_name) if p))
+        from crm_core.opportunities.models import Opportunity
+
+        deal = (access.query(current_user.id, "opportunity").where(Opportunity.lead == lead.id)
+                .order_by(Opportunity.id).first())
+        if deal is not None:
+            # Linked once the opportunity pages are there (they come with their own module).
+            endpoint = "opportunities" if "opportunities.detail" in current_app.view_functions else None
+            converted["opportunity"] = (endpoint, deal.id, deal.name)
     can_convert = (lead.status not in ("converted", "unqualified")
                    and access.can(current_user.id, lead, "update"))
+    can_create_deal = can_convert and access.object_permissions(current_user.id, "opportunity").create
     return {"links": links, "match_account": account, "match_contact": contact, "converted": converted,
-            "can_convert": can_convert, "accounts": account_choices() if can_convert else []}
+            "can_convert": can_convert, "accounts": account_choices() if can_convert else [],
+            "can_create_opportunity": can_create_deal,
+            "stages": stage_choices() if can_create_deal else [],
+            "currency": current_app.config.get("CRM_CURRENCY", "USD")}
+
+
+def stage_choices():
+    """[(pipeline name, [(stage id, stage name)])] of the open stages a new deal may start in."""
+    from crm_core.opportunities import services as opportunities
+
+    return [(pipeline.name, [(stage.id, stage.name) for stage in opportunities.stages(pipeline)
+                             if stage.kind == "open"])
+            for pipeline in opportunities.pipelines()]
+
+
+def _opportunity_form(form):
+    """The conversion form's opportunity values (False when declined): UserError on a
+    value that cannot be read."""
+    import datetime as dt
+    import decimal
+
+    from crm_core.opportunities.models import Stage
+
+    if form.get("create_opportunity") != "1":
+        return False
+    values = {}
+    if form.get("opportunity_name", "").strip():
+        values["name"] = form["opportunity_name"].strip()
+    amount = form.get("amount", "").strip().replace(" ", "").replace(",", ".")
+    if amount:
+        try:
+            values["amount"] = decimal.Decimal(amount)
+        except decimal.InvalidOperation:
+            raise UserError(_l("Enter a number such as 1234.50."), field="amount")
+        if not values["amount"].is_finite():
+            raise UserError(_l("Enter a number such as 1234.50."), field="amount")
+    if form.get("currency", "").strip():
+        values["currency"] = form["currency"].strip().upper()
+        if len(values["currency"]) != 3 or not values["currency"].isalpha():
+            raise UserError(_l("Use a three-letter ISO 4217 currency code."), field="currency")
+    if form.get("expected_close_date", "").strip():
+        try:
+            values["expected_close_date"] = dt.date.fromisoformat(form["expected_close_date"].strip())
+        except ValueError:
+            raise UserError(_l("Enter a date such as 2026-12-31."), field="expected_close_date")
+    stage_id = form.get("stage_id", "")
+    if stage_id.isdigit():
+        stage = Stage.alive().where(Stage.id == int(stage_id)).first()
+        if stage is None:
+            raise UserError(_l("Choose a stage of the opportunity's pipeline."), field="stage_id")
+        values["pipeline_id"], values["stage_id"] = stage.pipeline_id, stage.id
+    return values
 
 
 pages.register(blueprint, LEAD, _lead_extra, filters={"status": Lead.status, "source": Lead.source})
@@ -127,10 +187,13 @@ def convert(record_id):
         abort(403)
     account_id = request.form.get("account_id", "").strip()
     try:
+        opportunity = _opportunity_form(request.form)
+        if opportunity is not False and not engine().object_permissions(current_user.id, "opportunity").create:
+            abort(403)
         version = int(request.form.get("version", "0") or 0)
-        account, _contact = services.convert(
+        done = services.convert(
             lead, actor_id=current_user.id, expected_version=version,
-            account_id=int(account_id) if account_id.isdigit() else None)
+            account_id=int(account_id) if account_id.isdigit() else None, opportunity=opportunity)
     except UserError as problem:
         return pages.detail_page(LEAD, lead, _lead_extra(lead), status=422,
                                  action_error=str(problem.message))
@@ -138,8 +201,10 @@ def convert(record_id):
         fresh = Lead.get_by_id(lead.id)
         return pages.detail_page(LEAD, fresh, _lead_extra(fresh), status=409, action_error=_(
             "Someone else changed or converted this lead in the meantime. Check it and try again."))
-    flash(_("The lead has been converted into “%(name)s”.", name=account.name), "success")
-    return redirect(url_for("accounts.detail", record_id=account.id))
+    flash(_("The lead has been converted into “%(name)s”.", name=done.account.name), "success")
+    if done.opportunity is not None:
+        flash(_("The opportunity “%(name)s” has been created.", name=done.opportunity.name), "success")
+    return redirect(url_for("accounts.detail", record_id=done.account.id))
 
 
 PURGE_STATUSES = tuple((key, label) for key, label in STATUSES if key in services.PURGEABLE)

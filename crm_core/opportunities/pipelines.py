@@ -9,10 +9,16 @@ and an administrator may rename them.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
+import peewee
+import psycopg
+
 from crm_core.plugins import CORE, Registry, RegistryError
+
+INTEGRITY = (peewee.IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError)
 
 
 @dataclass(frozen=True)
@@ -77,11 +83,8 @@ def sync_registered(app=None):
     """Write contributed pipelines (and stages added to them since) that the database does
     not hold yet. Idempotent and cheap when nothing is missing: one indexed query."""
     from flask import current_app
-    from flask_babel import force_locale
 
-    from crm_core.db import database
     from crm_core.opportunities.models import Pipeline, Stage
-    from crm_core.records import create_record
 
     app = app or current_app
     pipelines = registered(app)
@@ -98,6 +101,21 @@ def sync_registered(app=None):
                           for key, spec in wanted.items()}
         if not any(missing_stages.values()):
             return
+    try:
+        _write_missing(app, pipelines, wanted, stored, missing_stages)
+    except INTEGRITY:
+        # Someone else wrote them at the same moment (two first conversions on a fresh
+        # instance): theirs are committed now, and the savepoint keeps our transaction whole.
+        pass
+
+
+def _write_missing(app, pipelines, wanted, stored, missing_stages):
+    from flask_babel import force_locale
+
+    from crm_core.db import database
+    from crm_core.opportunities.models import Pipeline, Stage
+    from crm_core.records import create_record
+
     with force_locale(app.config.get("CRM_DEFAULT_LOCALE", "en")), database.atomic():
         has_default = Pipeline.select().where(Pipeline.is_default == True).exists()  # noqa: E712
         for position, (key, spec) in enumerate(wanted.items()):

@@ -331,11 +331,13 @@ def opportunity_values(opportunity):
     return data
 
 
-def create_opportunity(values, actor_id=None):
+def create_opportunity(values, actor_id=None, announce=True):
     """A new opportunity; its owner is the actor unless ``owner_id`` names another user.
     Without a pipeline it goes on the default one, without a stage into its first open
     stage; the probability comes from the stage unless given; the currency is the
-    company's unless given. Entering the first stage passes its gates like any move."""
+    company's unless given. Entering the first stage passes its gates like any move.
+    A caller creating it inside a larger transaction (a lead's conversion) passes
+    ``announce=False`` and calls ``transitions.announce`` once that transaction is committed."""
     values = dict(values)
     values.setdefault("owner_id", actor_id)
     values.setdefault("currency", current_app.config.get("CRM_CURRENCY", "USD"))
@@ -356,7 +358,8 @@ def create_opportunity(values, actor_id=None):
         opportunity = create_record(Opportunity, actor_id=actor_id, stage_changed_at=now,
                                     **columns(Opportunity, values))
         transitions.record_move(actor_id, opportunity, None, stage, now)
-    transitions.announce(actor_id, opportunity, None, stage)
+    if announce:
+        transitions.announce(actor_id, opportunity, None, stage)
     return opportunity
 
 
