@@ -135,14 +135,13 @@ def migrate(app):
 
 
 def empty_tables(db):
-    """Delete every row except the migration history, keeping the schema."""
+    """Delete every row except the migration history, keeping the schema (and restart ids)."""
     tables = [t for t in db.get_tables() if not t.endswith("_migrations")]
     if not tables:
         return
     with db.atomic():
         if vendor(db) == "postgresql":
-            db.execute_sql("TRUNCATE " + ", ".join(f'"{t}"' for t in tables)
-                           + " RESTART IDENTITY CASCADE")
+            _empty_postgres_tables(db, tables)
         else:
             db.execute_sql("PRAGMA defer_foreign_keys = ON")
             for table in tables:
@@ -150,6 +149,68 @@ def empty_tables(db):
             if "sqlite_sequence" in {r[0] for r in db.execute_sql(
                     "SELECT name FROM sqlite_master WHERE type='table'")}:
                 db.execute_sql("DELETE FROM sqlite_sequence")
+
+
+def _empty_postgres_tables(db, tables):
+    """DELETE the rows of the tables that have any, children first, then restart every
+    sequence of the tables. A TRUNCATE of all ~50 tables costs seconds on PostgreSQL (new
+    files for each table and index, synced at commit) and ran after every test."""
+    filled = [row[0] for row in db.execute_sql(" UNION ALL ".join(
+        f"""SELECT '{t}' WHERE EXISTS (SELECT 1 FROM "{t}")""" for t in tables))]
+    if filled:
+        references = [(child, parent, columns, nullable) for child, parent, columns, nullable
+                      in db.execute_sql(_FOREIGN_KEYS, (filled, filled)).fetchall()]
+        order = _children_first(filled, references)
+        if order is None:
+            # Tables that reference each other (a department's head is a user placed in a
+            # department): clear the nullable links of the filled tables, then sort again.
+            for child, _parent, columns, nullable in references:
+                if nullable:
+                    db.execute_sql(f'UPDATE "{child}" SET ' + ", ".join(
+                        f'"{column}" = NULL' for column in columns))
+            order = _children_first(filled, [ref for ref in references if not ref[3]])
+        if order is None:
+            db.execute_sql("TRUNCATE " + ", ".join(f'"{t}"' for t in filled) + " CASCADE")
+        else:
+            for table in order:
+                db.execute_sql(f'DELETE FROM "{table}"')
+    db.execute_sql(
+        "SELECT setval(s.oid, 1, false) FROM pg_class s "
+        "JOIN pg_depend d ON d.objid = s.oid AND d.classid = 'pg_class'::regclass "
+        "AND d.deptype IN ('a', 'i') JOIN pg_class t ON t.oid = d.refobjid "
+        "JOIN pg_sequences q ON q.schemaname = current_schema() AND q.sequencename = s.relname "
+        "WHERE s.relkind = 'S' AND t.relname = ANY(%s) AND q.last_value IS NOT NULL",
+        (list(tables),))
+
+
+# Foreign keys between two of the given tables (other than a table's own: one DELETE
+# removes both ends): (child, parent, columns, whether every column is nullable).
+_FOREIGN_KEYS = """
+SELECT child.relname, parent.relname, array_agg(a.attname ORDER BY a.attnum), bool_and(NOT a.attnotnull)
+FROM pg_constraint c
+JOIN pg_class child ON child.oid = c.conrelid
+JOIN pg_class parent ON parent.oid = c.confrelid
+JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)
+WHERE c.contype = 'f' AND c.conrelid <> c.confrelid
+  AND child.relname = ANY(%s) AND parent.relname = ANY(%s)
+GROUP BY c.oid, child.relname, parent.relname
+"""
+
+
+def _children_first(tables, references):
+    """``tables`` ordered so that a table comes before the tables it references (None when
+    some reference each other in a cycle)."""
+    pending = set(tables)
+    order = []
+    while pending:
+        # A table can go when no other pending table references it.
+        ready = sorted(t for t in pending
+                       if not any(ref[1] == t and ref[0] in pending for ref in references))
+        if not ready:
+            return None
+        order.extend(ready)
+        pending.difference_update(ready)
+    return order
 
 
 def reset_database(db):
