@@ -13,7 +13,9 @@ checks each response against the document:
 - ``response_schema_conformance``: the body matches the documented schema.
 
 Every operation runs with valid (positive) and invalid (negative) inputs, each in
-a fresh database. The operations on one note also run against seeded notes,
+a freshly emptied database. The app and the parsed document are built once per test
+process (on a database of their own) and shared by the cases: rebuilding them for each
+of the ~250 cases cost more than the fuzzing itself. The operations on one note also run against seeded notes,
 PATCH with the If-Match of their current version, so the success paths are
 reached and not only 404/412.
 
@@ -47,6 +49,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+from crm_core.testing import build_app, own_database, reset_database
 
 
 PLUGINS = ("notes",)
@@ -131,6 +135,31 @@ def load_schema(app):
     return schema
 
 
+@pytest.fixture(scope="session")
+def fuzz_app(crm_database_url, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("schemathesis")
+    with own_database(crm_database_url, folder) as url:
+        application = build_app(url, folder / "instance", plugins=PLUGINS)
+        try:
+            yield application
+        finally:
+            application.extensions["crm_db"].close_all()
+
+
+@pytest.fixture(scope="session")
+def fuzz_schema(fuzz_app):
+    with fuzz_app.app_context():
+        return load_schema(fuzz_app)
+
+
+@pytest.fixture
+def app(fuzz_app):
+    """The shared app, its database emptied for this case."""
+    with fuzz_app.app_context():
+        reset_database(fuzz_app.extensions["crm_db"])
+        yield fuzz_app
+
+
 def sign_in(app):
     """Headers with an administrator's API token for ``app``."""
     from crm_core.users.services import create_user, issue_token
@@ -158,9 +187,9 @@ def seeded(app, auth):
     return ids
 
 
-def run_operation(app, auth, method, path, mode, existing_ids=None):
+def run_operation(app, schema, auth, method, path, mode, existing_ids=None):
     statuses = []
-    operation = load_schema(app)[path][method]
+    operation = schema[path][method]
     cases = operation.as_strategy(generation_mode=mode)
     client = app.test_client()
     picks = st.sampled_from(existing_ids) if existing_ids else st.none()
@@ -185,13 +214,13 @@ def run_operation(app, auth, method, path, mode, existing_ids=None):
 
 
 @pytest.mark.parametrize(("method", "path", "mode"), CASES)
-def test_operation_conforms_to_the_document(app, auth, seeded, method, path, mode):
-    run_operation(app, auth, method, path, mode)
+def test_operation_conforms_to_the_document(app, fuzz_schema, auth, seeded, method, path, mode):
+    run_operation(app, fuzz_schema, auth, method, path, mode)
 
 
 @pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
-def test_operation_on_existing_notes_conforms_to_the_document(app, auth, seeded, method):
-    run_operation(app, auth, method, NOTE, GenerationMode.POSITIVE, existing_ids=seeded)
+def test_operation_on_existing_notes_conforms_to_the_document(app, fuzz_schema, auth, seeded, method):
+    run_operation(app, fuzz_schema, auth, method, NOTE, GenerationMode.POSITIVE, existing_ids=seeded)
 
 
 def test_every_documented_operation_is_exercised(app):
