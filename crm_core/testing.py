@@ -13,6 +13,7 @@ Every test starts with empty tables (the migration history is kept).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sys
@@ -56,6 +57,26 @@ def drop_postgres_database(url):
 
 def is_postgres(url):
     return urlparse(url).scheme in ("postgres", "postgresql")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing():
+    """argon2id with argon2-cffi's CHEAPEST parameters (made for tests) in the test process.
+
+    The production parameters (RFC 9106: 64 MiB, 3 passes, 4 lanes) cost 0.1-2 s per hash
+    and per sign-in, and the tests make users and sign in thousands of times. The algorithm
+    and the code paths are the same; a hash records its parameters, so hashes made by a
+    ``crm`` child process (production parameters) verify here and the other way round.
+    """
+    from argon2 import PasswordHasher, profiles
+
+    from crm_core.users import passwords
+
+    saved = passwords._hasher, passwords._DUMMY_HASH
+    passwords._hasher = PasswordHasher.from_parameters(profiles.CHEAPEST)
+    passwords._DUMMY_HASH = passwords._hasher.hash("not a real password, only spends the same time")
+    yield passwords._hasher
+    passwords._hasher, passwords._DUMMY_HASH = saved
 
 
 @pytest.fixture(scope="session")
@@ -135,14 +156,13 @@ def migrate(app):
 
 
 def empty_tables(db):
-    """Delete every row except the migration history, keeping the schema."""
+    """Delete every row except the migration history, keeping the schema (and restart ids)."""
     tables = [t for t in db.get_tables() if not t.endswith("_migrations")]
     if not tables:
         return
     with db.atomic():
         if vendor(db) == "postgresql":
-            db.execute_sql("TRUNCATE " + ", ".join(f'"{t}"' for t in tables)
-                           + " RESTART IDENTITY CASCADE")
+            _empty_postgres_tables(db, tables)
         else:
             db.execute_sql("PRAGMA defer_foreign_keys = ON")
             for table in tables:
@@ -150,6 +170,68 @@ def empty_tables(db):
             if "sqlite_sequence" in {r[0] for r in db.execute_sql(
                     "SELECT name FROM sqlite_master WHERE type='table'")}:
                 db.execute_sql("DELETE FROM sqlite_sequence")
+
+
+def _empty_postgres_tables(db, tables):
+    """DELETE the rows of the tables that have any, children first, then restart every
+    sequence of the tables. A TRUNCATE of all ~50 tables costs seconds on PostgreSQL (new
+    files for each table and index, synced at commit) and ran after every test."""
+    filled = [row[0] for row in db.execute_sql(" UNION ALL ".join(
+        f"""SELECT '{t}' WHERE EXISTS (SELECT 1 FROM "{t}")""" for t in tables))]
+    if filled:
+        references = [(child, parent, columns, nullable) for child, parent, columns, nullable
+                      in db.execute_sql(_FOREIGN_KEYS, (filled, filled)).fetchall()]
+        order = _children_first(filled, references)
+        if order is None:
+            # Tables that reference each other (a department's head is a user placed in a
+            # department): clear the nullable links of the filled tables, then sort again.
+            for child, _parent, columns, nullable in references:
+                if nullable:
+                    db.execute_sql(f'UPDATE "{child}" SET ' + ", ".join(
+                        f'"{column}" = NULL' for column in columns))
+            order = _children_first(filled, [ref for ref in references if not ref[3]])
+        if order is None:
+            db.execute_sql("TRUNCATE " + ", ".join(f'"{t}"' for t in filled) + " CASCADE")
+        else:
+            for table in order:
+                db.execute_sql(f'DELETE FROM "{table}"')
+    db.execute_sql(
+        "SELECT setval(s.oid, 1, false) FROM pg_class s "
+        "JOIN pg_depend d ON d.objid = s.oid AND d.classid = 'pg_class'::regclass "
+        "AND d.deptype IN ('a', 'i') JOIN pg_class t ON t.oid = d.refobjid "
+        "JOIN pg_sequences q ON q.schemaname = current_schema() AND q.sequencename = s.relname "
+        "WHERE s.relkind = 'S' AND t.relname = ANY(%s) AND q.last_value IS NOT NULL",
+        (list(tables),))
+
+
+# Foreign keys between two of the given tables (other than a table's own: one DELETE
+# removes both ends): (child, parent, columns, whether every column is nullable).
+_FOREIGN_KEYS = """
+SELECT child.relname, parent.relname, array_agg(a.attname ORDER BY a.attnum), bool_and(NOT a.attnotnull)
+FROM pg_constraint c
+JOIN pg_class child ON child.oid = c.conrelid
+JOIN pg_class parent ON parent.oid = c.confrelid
+JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)
+WHERE c.contype = 'f' AND c.conrelid <> c.confrelid
+  AND child.relname = ANY(%s) AND parent.relname = ANY(%s)
+GROUP BY c.oid, child.relname, parent.relname
+"""
+
+
+def _children_first(tables, references):
+    """``tables`` ordered so that a table comes before the tables it references (None when
+    some reference each other in a cycle)."""
+    pending = set(tables)
+    order = []
+    while pending:
+        # A table can go when no other pending table references it.
+        ready = sorted(t for t in pending
+                       if not any(ref[1] == t and ref[0] in pending for ref in references))
+        if not ready:
+            return None
+        order.extend(ready)
+        pending.difference_update(ready)
+    return order
 
 
 def reset_database(db):
@@ -161,25 +243,50 @@ def reset_database(db):
         ensure_builtin_roles()
 
 
+def build_app(database_url, instance_path, plugins=None, extra_plugins=None, migrate_schema=True,
+              **config):
+    """An application for tests on ``database_url`` (migrated unless told not to);
+    ``plugins`` None enables every bundled plugin."""
+    from crm_core.app import create_app
+
+    extra_plugins = dict(extra_plugins or {})
+    settings = base_config(database_url, instance_path)
+    if plugins is not None or extra_plugins:
+        settings["CRM_PLUGINS"] = list(plugins or []) + [
+            n for n in extra_plugins if n not in (plugins or [])]
+    settings["CRM_EXTRA_PLUGINS"] = extra_plugins
+    settings.update(config)
+    app = create_app(settings)
+    if migrate_schema:
+        with app.app_context():
+            migrate(app)
+    return app
+
+
+@contextlib.contextmanager
+def own_database(like_url, folder):
+    """A new empty database of ``like_url``'s kind (an SQLite file in ``folder``), dropped
+    at the end: for an app that lives longer than one test (a session-scoped fixture), so
+    that no other test's reset empties it."""
+    if is_postgres(like_url):
+        url = create_postgres_database(like_url, "crm_own")
+        try:
+            yield url
+        finally:
+            drop_postgres_database(url)
+    else:
+        yield "sqlite:///" + str(Path(folder) / f"own-{uuid.uuid4().hex[:8]}.sqlite3")
+
+
 @pytest.fixture
 def app_factory(crm_database_url, crm_plugins, _extra_plugins, tmp_path):
     """``app_factory(**config)`` builds an application on a migrated database."""
-    from crm_core.app import create_app
-
     built = []
 
     def make(migrate_schema=True, **config):
-        settings = base_config(crm_database_url, tmp_path / "instance")
-        if crm_plugins is not None or _extra_plugins:
-            settings["CRM_PLUGINS"] = list(crm_plugins or []) + [
-                n for n in _extra_plugins if n not in (crm_plugins or [])]
-        settings["CRM_EXTRA_PLUGINS"] = dict(_extra_plugins)
-        settings.update(config)
-        app = create_app(settings)
+        app = build_app(crm_database_url, tmp_path / "instance", crm_plugins, _extra_plugins,
+                        migrate_schema=migrate_schema, **config)
         built.append(app)
-        if migrate_schema:
-            with app.app_context():
-                migrate(app)
         return app
 
     yield make
@@ -368,14 +475,22 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def start_crm(args, env, cwd=None, capture=True):
-    """Start ``crm <args>`` as a child process in its own process group."""
+def start_crm(args, env, cwd=None, capture=True, log_path=None):
+    """Start ``crm <args>`` as a child process in its own process group (its output to a
+    pipe, to ``log_path`` when given, which can be read while it runs, or nowhere)."""
     import subprocess
 
-    output = subprocess.PIPE if capture else subprocess.DEVNULL
-    return subprocess.Popen([sys.executable, "-m", "crm_core", *args], env=env, cwd=cwd,
-                            stdout=output, stderr=subprocess.STDOUT if capture else output,
-                            text=True, start_new_session=True)
+    if log_path is not None:
+        output = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 - the child keeps it
+    else:
+        output = subprocess.PIPE if capture else subprocess.DEVNULL
+    try:
+        return subprocess.Popen([sys.executable, "-m", "crm_core", *args], env=env, cwd=cwd,
+                                stdout=output, stderr=subprocess.STDOUT if capture else output,
+                                text=True, start_new_session=True)
+    finally:
+        if log_path is not None:
+            output.close()
 
 
 def stop_process(process, first_signal=None, timeout=30):
@@ -411,13 +526,15 @@ def wait_for_http(url, timeout=60.0):
 
 
 class CrmServer:
-    """``crm run`` on a free port: ``base`` is its URL; ``output`` is set once it stopped."""
+    """``crm run`` on a free port: ``base`` is its URL; ``output`` is set once it stopped.
+    With ``log_path`` its output goes to that file and can be read while it runs."""
 
-    def __init__(self, env, workers=1, cwd=None, capture=True):
+    def __init__(self, env, workers=1, cwd=None, capture=True, log_path=None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
         self.process = start_crm(["run", "--port", str(self.port), "--workers", str(workers)],
-                                 env, cwd=cwd, capture=capture)
+                                 env, cwd=cwd, capture=capture, log_path=log_path)
         self.output = None
 
     def __enter__(self):
@@ -429,13 +546,43 @@ class CrmServer:
     def stop(self):
         if self.output is None:
             self.output = stop_process(self.process)
+            if self.log_path is not None:
+                self.output = Path(self.log_path).read_text(encoding="utf-8")
         return self.output
 
     def __exit__(self, *exc):
         self.stop()
 
+    def _log(self):
+        if self.output is not None:
+            return self.output
+        return Path(self.log_path).read_text(encoding="utf-8") if self.log_path else ""
+
     @property
     def worker_pids(self):
-        """The gunicorn workers it booted (from its log; after stop())."""
-        return {line.rsplit(" ", 1)[-1].strip("<>") for line in (self.output or "").splitlines()
+        """The gunicorn workers it booted (from its log: live with log_path, else after stop())."""
+        return {line.rsplit(" ", 1)[-1].strip("<>") for line in self._log().splitlines()
                 if "Booting worker with pid" in line}
+
+    def answered_by(self, request):
+        """The workers whose access log has a line with ``request`` (e.g. "POST /api/v1/x")."""
+        return {line.rsplit("pid=", 1)[1].strip().strip("<>") for line in self._log().splitlines()
+                if request in line and "pid=" in line}
+
+    def wait_for_workers(self, count, timeout=90.0):
+        """Send /healthz, four at a time on new connections, until ``count`` workers answered
+        (each worker builds its app after the fork: under load the first answers long before
+        the last is ready, and takes every request meanwhile). Needs log_path."""
+        import time
+        import urllib.request
+        from concurrent.futures import ThreadPoolExecutor
+
+        assert self.log_path, "wait_for_workers reads the live log: start with log_path"
+        deadline = time.monotonic() + timeout
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            while len(self.answered_by("GET /healthz")) < count:
+                if time.monotonic() > deadline:
+                    return False
+                list(pool.map(lambda _: urllib.request.urlopen(self.base + "/healthz",
+                                                               timeout=10).read(), range(4)))
+        return True

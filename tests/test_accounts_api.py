@@ -7,21 +7,14 @@ from flask import g
 from crm_core.accounts.models import Account, Contact
 from crm_core.org import services as org
 from crm_core.permissions import Level, engine
-from crm_core.testing import api_client, make_user
+from crm_core.testing import api_client, make_sales_team
 
 
 @pytest.fixture
 def company(app):
     """Sales (head: Maria) with Rita; Other with Bob."""
-    maria, rita, bob = (make_user(f"{n}@example.com", n.title()) for n in ("maria", "rita", "bob"))
-    for user in (maria, rita, bob):
-        org.set_roles(user, ["sales_rep"])
-    sales = org.create_department("Sales", head=maria.id)
-    other = org.create_department("Other")
-    org.place_user(maria, sales.id)
-    org.place_user(rita, sales.id)
-    org.place_user(bob, other.id)
-    g.pop("_crm_access", None)
+    people = make_sales_team()
+    maria, rita, bob = people["maria"], people["rita"], people["bob"]
     return {"maria": api_client(app, maria), "rita": api_client(app, rita), "bob": api_client(app, bob),
             "ids": {"maria": maria.id, "rita": rita.id, "bob": bob.id}}
 

@@ -14,7 +14,8 @@ from crm_core.i18n import TRANSLATED_LOCALES
 from crm_core.testing import (
     CrmServer, create_postgres_database, drop_postgres_database, is_postgres, subprocess_env)
 
-pytestmark = pytest.mark.slow
+# One test process runs them all (pytest -n ... --dist loadgroup): one server, one Chromium.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,9 +130,11 @@ def _same_in(locale):
 
 
 def english_sources(locale):
-    """(pattern, msgid) for every message of every package's template that ``locale``
-    translates to something else."""
-    patterns = []
+    """Every message of every package's template that ``locale`` translates to something
+    else: ({text: msgid} for those without placeholders, which only an equal text matches,
+    [(pattern, msgid)] for the others). Looking the first up in a dict instead of trying a
+    pattern per message on every text of every page made this test take half a minute."""
+    exact, patterns = {}, []
     same = _same_in(locale)
     for pot in (ROOT / "locale").glob("*.pot"):
         with open(pot, "rb") as handle:
@@ -141,11 +144,39 @@ def english_sources(locale):
             for text in ids:
                 if not text or len(text) < 3 or text in same:
                     continue
-                regex = re.escape(text)
-                regex = re.sub(r"%\\\(\w+\\\)[sd]", ".+", regex)
+                escaped = re.escape(text)
+                regex = re.sub(r"%\\\(\w+\\\)[sd]", ".+", escaped)
                 regex = re.sub(r"\\\{\w+\\\}", ".+", regex)
-                patterns.append((re.compile(f"^{regex}$"), text))
-    return patterns
+                if regex == escaped:
+                    exact.setdefault(text, text)
+                else:
+                    patterns.append((re.compile(f"^{regex}$"), text))
+    return exact, patterns
+
+
+def english_in(texts, sources):
+    """The msgids of ``sources`` (from english_sources) that ``texts`` show untranslated."""
+    exact, patterns = sources
+    found = set()
+    for text in texts:
+        if text in exact:
+            found.add(exact[text])
+        for pattern, source in patterns:
+            if pattern.match(text):
+                found.add(source)
+    return found
+
+
+def test_untranslated_text_is_found():
+    """The check below can fail: an English message, a message with a placeholder filled
+    in, and a translated text."""
+    sources = english_sources("vi")
+    exact, patterns = sources
+    plain = next(iter(exact))
+    pattern, source = patterns[0]
+    filled = re.sub(r"%\(\w+\)[sd]|\{\w+\}", "7", source)
+    assert pattern.match(filled)
+    assert english_in([plain, filled, "Đăng nhập"], sources) == {plain, source}
 
 
 def visible_texts(page):
@@ -222,19 +253,15 @@ def test_every_page_is_translated(browser, server, locale):
         english = {}
         for path in pages_to_check(server, tab) + ["/no/such/page"]:
             tab.goto(server + path)
-            for text in visible_texts(tab):
-                for pattern, source in sources:
-                    if pattern.match(text):
-                        english.setdefault(path, set()).add(source)
+            if found := english_in(visible_texts(tab), sources):
+                english.setdefault(path, set()).update(found)
         # The sign-in page, signed out, in the same language.
         anonymous = browser.new_context()
         try:
             login = anonymous.new_page()
             login.goto(f"{server}/login?lang={locale}")
-            for text in visible_texts(login):
-                for pattern, source in sources:
-                    if pattern.match(text):
-                        english.setdefault("/login", set()).add(source)
+            if found := english_in(visible_texts(login), sources):
+                english.setdefault("/login", set()).update(found)
         finally:
             anonymous.close()
         tab.goto(f"{server}/?lang=en")

@@ -3,7 +3,6 @@ block, never naming a record the user cannot read), the scan job and its groups,
 duplicate"."""
 
 import pytest
-from flask import g
 
 from crm_core.accounts import services as accounts
 from crm_core.duplicates import normalise as norm
@@ -11,23 +10,13 @@ from crm_core.duplicates.check import find_duplicates, find_duplicates_bulk
 from crm_core.duplicates.models import DuplicatePair, MatchKey
 from crm_core.leads import services as leads
 from crm_core.leads.models import Lead
-from crm_core.org import services as org
-from crm_core.testing import api_client, make_user
+from crm_core.testing import api_client, make_sales_team, make_user
 
 
 @pytest.fixture
 def team(app):
-    maria, rita, bob = (make_user(f"{n}@example.com", n.title()) for n in ("maria", "rita", "bob"))
-    admin = make_user("admin@example.com", "Admin", is_admin=True)
-    for user in (maria, rita, bob):
-        org.set_roles(user, ["sales_rep"])
-    sales = org.create_department("Sales", head=maria.id)
-    other = org.create_department("Other")
-    org.place_user(maria, sales.id)
-    org.place_user(rita, sales.id)
-    org.place_user(bob, other.id)
-    g.pop("_crm_access", None)
-    return {"maria": maria, "rita": rita, "bob": bob, "admin": admin}
+    people = make_sales_team()
+    return {**people, "admin": make_user("admin@example.com", "Admin", is_admin=True)}
 
 
 def set_mode(app, admin, name, mode, rules=None):

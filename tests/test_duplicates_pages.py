@@ -3,7 +3,6 @@ reader may see with "not a duplicate", the rules for administrators, the side-by
 merge, and the mass transfer with its preview."""
 
 import pytest
-from flask import g
 
 from crm_core.accounts import services as accounts
 from crm_core.accounts.models import Account, Contact
@@ -12,23 +11,13 @@ from crm_core.duplicates.models import DuplicatePair
 from crm_core.duplicates.scan import scan
 from crm_core.leads import services as leads
 from crm_core.leads.models import Lead
-from crm_core.org import services as org
-from crm_core.testing import make_user, page_and_token, signed_in
+from crm_core.testing import make_sales_team, make_user, page_and_token, signed_in
 
 
 @pytest.fixture
 def team(app):
-    maria, rita, bob = (make_user(f"{n}@example.com", n.title()) for n in ("maria", "rita", "bob"))
-    admin = make_user("admin@example.com", "Admin", is_admin=True)
-    for user in (maria, rita, bob):
-        org.set_roles(user, ["sales_rep"])
-    sales = org.create_department("Sales", head=maria.id)
-    other = org.create_department("Other")
-    org.place_user(maria, sales.id)
-    org.place_user(rita, sales.id)
-    org.place_user(bob, other.id)
-    g.pop("_crm_access", None)
-    return {"maria": maria, "rita": rita, "bob": bob, "admin": admin}
+    people = make_sales_team()
+    return {**people, "admin": make_user("admin@example.com", "Admin", is_admin=True)}
 
 
 def test_the_form_warns_and_saves_when_confirmed(app, team):

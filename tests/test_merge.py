@@ -16,21 +16,12 @@ from crm_core.org.models import RecordShare
 from crm_core.permissions import Level
 from crm_core.recycle import services as recycle
 from crm_core.recycle.models import RecycleGroup
-from crm_core.testing import api_client, make_user
+from crm_core.testing import api_client, make_sales_team
 
 
 @pytest.fixture
 def team(app):
-    maria, rita, bob = (make_user(f"{n}@example.com", n.title()) for n in ("maria", "rita", "bob"))
-    for user in (maria, rita, bob):
-        org.set_roles(user, ["sales_rep"])
-    sales = org.create_department("Sales", head=maria.id)
-    other = org.create_department("Other")
-    org.place_user(maria, sales.id)
-    org.place_user(rita, sales.id)
-    org.place_user(bob, other.id)
-    g.pop("_crm_access", None)
-    return {"maria": maria, "rita": rita, "bob": bob}
+    return make_sales_team()
 
 
 def merge(client, name, survivor, other, take=(), survivor_version=None, other_version=None):

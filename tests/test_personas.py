@@ -15,13 +15,15 @@ from crm_core.org import services as org
 from crm_core.permissions import Level
 from crm_core.recycle import services as recycle
 from crm_core.records import create_record
-from crm_core.testing import DEFAULT_PASSWORD, api_client, make_user, reset_database
+from crm_core.testing import (DEFAULT_PASSWORD, api_client, build_app, make_user, own_database,
+                               reset_database)
 from crm_core.users.services import issue_token
 from crm_core.webforms import services as webforms
 
 TABLE = json.loads((Path(__file__).parent / "personas.json").read_text(encoding="utf-8"))["operations"]
 PERSONAS = ("rep_a", "manager", "rep_b", "admin", "auditor", "anonymous")
-pytestmark = pytest.mark.crm_plugins("fx")
+PLUGINS = ("fx",)
+pytestmark = pytest.mark.crm_plugins(*PLUGINS)
 
 
 def build_world(with_password=False):
@@ -168,8 +170,52 @@ def documented_operations(app):
             for method in item if method in ("get", "post", "put", "patch", "delete")}
 
 
-def test_the_table_covers_every_operation_and_nothing_else(app):
-    assert documented_operations(app) == set(TABLE)
+# -- running the cases ----------------------------------------------------------------
+# Building an app and the world for each of the ~770 cases took most of the suite's time.
+# Each test process builds them once, on a database of its own (no other test's reset
+# reaches it); every case runs in a transaction rolled back at its end, so each one sees
+# exactly the world build_world() made, whatever ran before it (as in
+# test_access_differential). After each case the row count of every table is compared with
+# the world's: a write that escaped the transaction fails that case and the world is built
+# again for the next one.
+
+@pytest.fixture(scope="session")
+def persona_app(crm_database_url, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("personas")
+    with own_database(crm_database_url, folder) as url:
+        application = build_app(url, folder / "instance", plugins=PLUGINS)
+        try:
+            yield application
+        finally:
+            application.extensions["crm_db"].close_all()
+
+
+@pytest.fixture(scope="session")
+def worlds():
+    """The world built in the persona app's database (one at a time): {with_password: ...}."""
+    return {}
+
+
+def row_counts(db):
+    tables = sorted(t for t in db.get_tables() if not t.endswith("_migrations"))
+    counts = db.execute_sql("SELECT " + ", ".join(
+        f'(SELECT COUNT(*) FROM "{table}")' for table in tables)).fetchone()
+    return dict(zip(tables, counts))
+
+
+def the_world(db, worlds, with_password):
+    if with_password not in worlds:
+        worlds.clear()
+        with db.connection_context():
+            reset_database(db)
+            built = build_world(with_password=with_password)
+            worlds[with_password] = (built, row_counts(db))
+    return worlds[with_password]
+
+
+def test_the_table_covers_every_operation_and_nothing_else(persona_app):
+    with persona_app.app_context():
+        assert documented_operations(persona_app) == set(TABLE)
     for operation, case in TABLE.items():
         assert set(case["expect"]) == set(PERSONAS), operation
 
@@ -179,9 +225,27 @@ CASES = [pytest.param(operation, persona, id=f"{operation} as {persona}")
 
 
 @pytest.mark.parametrize("operation, persona", CASES)
-def test_persona(app, db, operation, persona):
-    reset_database(db)
-    people, values, lockable = build_world(with_password=operation == "POST /api/v1/auth/token")
+def test_persona(persona_app, worlds, operation, persona):
+    with persona_app.app_context():
+        db = persona_app.extensions["crm_db"]
+        (people, values, lockable), counts = the_world(
+            db, worlds, with_password=operation == "POST /api/v1/auth/token")
+        # One connection for the whole case (a job run inline opens and closes a
+        # connection context of its own, which must not end the transaction).
+        with db.connection_context():
+            with db.atomic() as transaction:
+                try:
+                    check_case(persona_app, people, values, lockable, operation, persona)
+                finally:
+                    transaction.rollback()
+            left = row_counts(db)
+        if left != counts:
+            worlds.clear()
+            changed = {t: (counts.get(t), n) for t, n in left.items() if counts.get(t) != n}
+            pytest.fail(f"the case changed the world outside its transaction: {changed}")
+
+
+def check_case(app, people, values, lockable, operation, persona):
     case = TABLE[operation]
     method, path = operation.split(" ", 1)
     url = fill(path, values)

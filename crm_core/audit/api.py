@@ -8,6 +8,7 @@ from flask.views import MethodView
 from flask_login import current_user
 
 from crm_core.api import ApiError, Blueprint, ListQuery, Schema, page_schema
+from crm_core.api.resources import ID
 from crm_core.audit.models import SecurityEvent
 from crm_core.audit.services import history_of
 from crm_core.permissions import FIELD_HIDDEN, Level, engine
@@ -95,7 +96,7 @@ class SecurityEventSchema(Schema):
 
 events_list = ListQuery("SecurityEvent", sort={"id": SecurityEvent.id, "at": SecurityEvent.at},
                         filters={"kind": (ma.fields.String(), SecurityEvent.kind),
-                                 "actor_id": (ma.fields.Integer(), SecurityEvent.actor_id)},
+                                 "actor_id": (ma.fields.Integer(validate=ID), SecurityEvent.actor_id)},
                         default_sort="-id")
 
 

@@ -74,7 +74,7 @@ class DepartmentPatchSchema(Schema):
 
 
 departments_list = ListQuery("Department", sort={"id": Department.id, "name": Department.name},
-                             filters={"parent_id": (ma.fields.Integer(), Department.parent)},
+                             filters={"parent_id": (ma.fields.Integer(validate=ID_RANGE), Department.parent)},
                              default_sort="name")
 
 
