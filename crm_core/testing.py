@@ -278,6 +278,18 @@ def own_database(like_url, folder):
         yield "sqlite:///" + str(Path(folder) / f"own-{uuid.uuid4().hex[:8]}.sqlite3")
 
 
+@contextlib.contextmanager
+def long_lived_app(like_url, folder, plugins=None):
+    """An app on a database of its own (``own_database``) for a session-scoped fixture: a
+    whole table of cases shares it; its connections close at the end."""
+    with own_database(like_url, folder) as url:
+        application = build_app(url, Path(folder) / "instance", plugins=plugins)
+        try:
+            yield application
+        finally:
+            application.extensions["crm_db"].close_all()
+
+
 @pytest.fixture
 def app_factory(crm_database_url, crm_plugins, _extra_plugins, tmp_path):
     """``app_factory(**config)`` builds an application on a migrated database."""

@@ -15,8 +15,7 @@ from crm_core.org import services as org
 from crm_core.permissions import Level
 from crm_core.recycle import services as recycle
 from crm_core.records import create_record
-from crm_core.testing import (DEFAULT_PASSWORD, api_client, build_app, make_user, own_database,
-                               reset_database)
+from crm_core.testing import DEFAULT_PASSWORD, api_client, long_lived_app, make_user, reset_database
 from crm_core.users.services import issue_token
 from crm_core.webforms import services as webforms
 
@@ -181,13 +180,8 @@ def documented_operations(app):
 
 @pytest.fixture(scope="session")
 def persona_app(crm_database_url, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("personas")
-    with own_database(crm_database_url, folder) as url:
-        application = build_app(url, folder / "instance", plugins=PLUGINS)
-        try:
-            yield application
-        finally:
-            application.extensions["crm_db"].close_all()
+    with long_lived_app(crm_database_url, tmp_path_factory.mktemp("personas"), plugins=PLUGINS) as application:
+        yield application
 
 
 @pytest.fixture(scope="session")

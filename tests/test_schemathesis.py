@@ -54,7 +54,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from crm_core.testing import build_app, own_database, reset_database
+from crm_core.testing import long_lived_app, reset_database
 
 
 PLUGINS = ("notes",)
@@ -147,13 +147,8 @@ def load_schema(app):
 
 @pytest.fixture(scope="session")
 def fuzz_app(crm_database_url, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("schemathesis")
-    with own_database(crm_database_url, folder) as url:
-        application = build_app(url, folder / "instance", plugins=PLUGINS)
-        try:
-            yield application
-        finally:
-            application.extensions["crm_db"].close_all()
+    with long_lived_app(crm_database_url, tmp_path_factory.mktemp("schemathesis"), plugins=PLUGINS) as application:
+        yield application
 
 
 @pytest.fixture(scope="session")
