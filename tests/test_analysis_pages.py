@@ -100,7 +100,10 @@ def test_the_pages_need_a_signed_in_user_who_may_read_opportunities(app, world):
 def test_the_menu_has_reports_for_readers_of_opportunities(app, world):
     html = signed_in(app, world["rita"]).get("/").get_data(as_text=True)
     nav = html.split("<nav", 1)[1].split("</nav>", 1)[0]
-    assert '<a href="/reports/pipeline">Reports</a>' in nav
+    reports = nav.split("<summary>Reports</summary>", 1)[1].split("</details>", 1)[0]
+    for path, label in (("/reports/pipeline", "Pipeline analysis"), ("/reports/lost-deals", "Lost deals"),
+                        ("/reports/velocity", "Velocity"), ("/reports/trend", "Trend")):
+        assert f'<a href="{path}">{label}</a>' in reports
 
 
 def test_the_stage_history_panel_shows_the_moves_only_to_who_may_read_the_opportunity(app, world):
