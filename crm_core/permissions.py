@@ -545,7 +545,25 @@ class AccessEngine:
         subject = self.subject(user)
         if not subject.active or not self.object_permissions(user, name).read:
             return None
-        restrictions = [model.deleted_at.is_null()] if hasattr(model, "deleted_at") else []
+        restrictions = self._plugin_restrictions(subject, name)
+        if restrictions is None:
+            return None
+        if hasattr(model, "deleted_at"):
+            restrictions.insert(0, model.deleted_at.is_null())
+        bounded = _and(restrictions)
+        if self._sees_everything(subject, name, level):
+            return bounded, None
+        grants = self._query_grants(subject, obj, level)
+        if grants is None:  # the default alone grants it
+            return bounded, None
+        if not grants:
+            return None
+        return bounded, grants
+
+    def _plugin_restrictions(self, subject, name):
+        """The plugins' restrictions on ``name`` as a list of expressions; None when a hook
+        failed or answered junk (nothing is visible then: fail closed)."""
+        restrictions = []
         answers, failed = self._hook_results("crm_access_restrictions", actor=subject, object=name)
         for owner, items in answers:
             for expression in items:
@@ -556,19 +574,13 @@ class AccessEngine:
                     failed = True
                     continue
                 restrictions.append(expression)
-        if failed:
-            return None
-        bounded = _and(restrictions)
-        permissions = self.object_permissions(user, name)
-        if subject.is_admin or (permissions.modify_all and level <= Level.TRANSFER) or (
-                permissions.view_all and level <= Level.READ):
-            return bounded, None
-        grants = self._query_grants(subject, obj, level)
-        if grants is None:  # the default alone grants it
-            return bounded, None
-        if not grants:
-            return None
-        return bounded, grants
+        return None if failed else restrictions
+
+    def _sees_everything(self, subject, name, level):
+        """Administrator, Modify All (up to transfer) or View All (reading)."""
+        permissions = self.object_permissions(subject.user_id, name)
+        return subject.is_admin or (permissions.modify_all and level <= Level.TRANSFER) or (
+            permissions.view_all and level <= Level.READ)
 
     def page_of(self, user, name, condition=None, order=None, offset=0, limit=50, level=Level.READ):
         """The records of ``name`` that ``user`` may see (at ``level``) and that match
@@ -678,14 +690,12 @@ class AccessEngine:
         """
         obj = self.objects[name]
         subject = self.subject(user)
-        permissions = self.object_permissions(user, name)
-        if not subject.active or not permissions.read or not hasattr(obj.model, "deleted_at"):
+        if not subject.active or not self.object_permissions(user, name).read \
+                or not hasattr(obj.model, "deleted_at"):
             return None
-        answers, failed = self._hook_results("crm_access_restrictions", actor=subject, object=name)
-        if failed or any(expression is not None for _, items in answers for expression in items):
+        if self._plugin_restrictions(subject, name) != []:  # failed (None) or restricted
             return None
-        if subject.is_admin or (permissions.modify_all and level <= Level.TRANSFER) or (
-                permissions.view_all and level <= Level.READ):
+        if self._sees_everything(subject, name, level):
             return ReadParts(everyone=True)
         parts = self._grant_parts(subject, obj, level)
         if parts is None:

@@ -260,6 +260,19 @@ class PluginHost:
             for result in reversed(results):
                 yield owner, result
 
+    def collect(self, hook_name, kind, into, key, check, **kwargs):
+        """A registry hook's items, owner by owner: each passes ``check(item, owner)`` (which
+        raises RegistryError) and is registered under ``key(item)``; the Registry (of
+        ``kind``, the word its errors use) is kept in ``registries[into]`` and returned. A key
+        registered twice is an error."""
+        registry = Registry(kind)
+        for owner, result in self.call_per_owner(hook_name, **kwargs):
+            for item in result or ():
+                check(item, owner)
+                registry.add(key(item), item, owner)
+        self.registries[into] = registry
+        return registry
+
     def call_in_order(self, hook_name, **kwargs):
         """Call a hook owner by owner (a plugin after what it requires); non-None results in order."""
         ordered = []

@@ -44,17 +44,13 @@ class ReportDimension:
 def collect(app, host):
     """Every owner's dimensions into the ``report dimensions`` registry (called once, when
     the application is created)."""
-    from crm_core.plugins import Registry
+    def check(spec, owner):
+        if not isinstance(spec, ReportDimension):
+            raise RegistryError(f"{owner}: {spec!r} is not a crm_core.analysis.ReportDimension")
+        spec.validate(owner)
 
-    registry = Registry("report dimension")
-    for owner, result in host.call_per_owner("crm_register_report_dimensions", app=app):
-        for spec in result or ():
-            if not isinstance(spec, ReportDimension):
-                raise RegistryError(f"{owner}: {spec!r} is not a crm_core.analysis.ReportDimension")
-            spec.validate(owner)
-            registry.add(spec.key, spec, owner)
-    host.registries["report dimensions"] = registry
-    return registry
+    return host.collect("crm_register_report_dimensions", "report dimension", "report dimensions",
+                        lambda spec: spec.key, check, app=app)
 
 
 def dimensions(app=None):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from crm_core.plugins import CORE, Registry, RegistryError
+from crm_core.plugins import CORE, RegistryError
 
 
 def _owner_of(record):
@@ -67,15 +67,14 @@ class ApprovalKind:
 
 def collect(app, host):
     """Called by create_app: every registered kind, checked, by name."""
-    registry = Registry("approval kind")
-    for owner, result in host.call_per_owner("crm_register_approval_kinds", app=app):
-        for kind in result or ():
-            if not isinstance(kind, ApprovalKind):
-                raise RegistryError(f"{owner}: {kind!r} is not a crm_core.approvals.ApprovalKind")
-            if owner != CORE and not kind.name.startswith(owner + "."):
-                raise RegistryError(f"{owner}: approval kind {kind.name!r} must start with {owner + '.'!r}")
-            registry.add(kind.name, kind, owner)
-    host.registries["approval_kinds"] = registry
+    def check(kind, owner):
+        if not isinstance(kind, ApprovalKind):
+            raise RegistryError(f"{owner}: {kind!r} is not a crm_core.approvals.ApprovalKind")
+        if owner != CORE and not kind.name.startswith(owner + "."):
+            raise RegistryError(f"{owner}: approval kind {kind.name!r} must start with {owner + '.'!r}")
+
+    host.collect("crm_register_approval_kinds", "approval kind", "approval_kinds", lambda kind: kind.name,
+                 check, app=app)
 
 
 def kinds(app=None):

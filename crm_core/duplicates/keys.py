@@ -126,7 +126,7 @@ def _stored_rows(object_name, where=None):
     spec = spec_of(object_name)
     by_column = {f.column_name: f for f in model._meta.fields.values()}
     names = sorted({n for fields in spec.fields.values() for n in fields}
-                   | {"name", "first_name", "last_name", "country", "account_id", "company"})
+                   | {"name", "first_name", "last_name", "country", "account_id"})
     names = [n for n in names if n in by_column]
     countries = {}
     if object_name == "contact":

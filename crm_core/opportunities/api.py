@@ -238,18 +238,19 @@ def pipeline_out(pipeline):
     return data
 
 
-def _pipeline(pipeline_id):
-    pipeline = Pipeline.alive().where(Pipeline.id == pipeline_id).first()
-    if pipeline is None:
+def _alive_or_404(model, condition):
+    record = model.alive().where(condition).first()
+    if record is None:
         raise ApiError(404)
-    return pipeline
+    return record
+
+
+def _pipeline(pipeline_id):
+    return _alive_or_404(Pipeline, Pipeline.id == pipeline_id)
 
 
 def _stage(pipeline, stage_id):
-    stage = Stage.alive().where((Stage.id == stage_id) & (Stage.pipeline == pipeline.id)).first()
-    if stage is None:
-        raise ApiError(404)
-    return stage
+    return _alive_or_404(Stage, (Stage.id == stage_id) & (Stage.pipeline == pipeline.id))
 
 
 @pipelines_blueprint.route("")
@@ -356,10 +357,7 @@ class PipelineStage(MethodView):
 
 
 def _reason(reason_id):
-    reason = LostReason.alive().where(LostReason.id == reason_id).first()
-    if reason is None:
-        raise ApiError(404)
-    return reason
+    return _alive_or_404(LostReason, LostReason.id == reason_id)
 
 
 @lost_reasons_blueprint.route("")

@@ -16,7 +16,7 @@ from typing import Any
 import peewee
 import psycopg
 
-from crm_core.plugins import CORE, Registry, RegistryError
+from crm_core.plugins import CORE, RegistryError
 
 INTEGRITY = (peewee.IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError)
 
@@ -59,12 +59,8 @@ def check_spec(spec, owner):
 
 def collect(app, host):
     """Called by create_app: every contributed pipeline, checked, by key."""
-    registry = Registry("pipeline")
-    for owner, result in host.call_per_owner("crm_register_pipelines", app=app):
-        for spec in result or ():
-            check_spec(spec, owner)
-            registry.add(spec.key, spec, owner)
-    host.registries["pipelines"] = registry
+    host.collect("crm_register_pipelines", "pipeline", "pipelines", lambda spec: spec.key, check_spec,
+                 app=app)
 
 
 def registered(app=None):

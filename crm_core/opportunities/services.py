@@ -350,8 +350,6 @@ def create_opportunity(values, actor_id=None, announce=True):
     if values.get("probability") is None:
         values["probability"] = stage.probability
     values.update(transitions.closing_values(stage, values))
-    if stage.kind == "lost" and values.get("lost_reason_id") is None:
-        values.pop("lost_reason_id", None)
     transitions.check(actor_id, None, None, stage, values)
     now = utcnow()
     with database.atomic():
@@ -385,10 +383,9 @@ def update_opportunity(opportunity, changes, actor_id=None, expected_version=Non
         changes["pipeline_id"], changes["stage_id"] = to_stage.pipeline_id, to_stage.id
         if "probability" not in changes:
             changes["probability"] = to_stage.probability
-        for name, value in transitions.closing_values(to_stage, changes, opportunity.closed_date).items():
-            if name == "lost_reason_id" and value is None and to_stage.kind == "lost":
-                continue
-            changes.setdefault(name, value) if name == "closed_date" else changes.__setitem__(name, value)
+        closing = transitions.closing_values(to_stage, changes, opportunity.closed_date)
+        changes.setdefault("closed_date", closing.pop("closed_date"))  # a date given wins
+        changes.update(closing)
         after = {**opportunity_values(opportunity), **changes}
         transitions.check(actor_id, opportunity, from_stage, to_stage, after)
     else:

@@ -127,11 +127,8 @@ def closing_values(to_stage, values, current_closed_date=None):
     out = {"status": to_stage.kind}
     if to_stage.kind == "open":
         out["closed_date"] = None
-        out["lost_reason_id"] = None
     else:
         out["closed_date"] = values.get("closed_date") or current_closed_date or company_today()
-        if to_stage.kind == "won":
-            out["lost_reason_id"] = None
     if to_stage.kind != "lost":
-        out.setdefault("lost_reason_id", None)
+        out["lost_reason_id"] = None
     return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from crm_core.plugins import CORE, Registry, RegistryError
+from crm_core.plugins import CORE, RegistryError
 
 INPUT_TYPES = ("text", "number", "choice", "boolean")
 
@@ -75,12 +75,8 @@ def check_kind(kind, owner):
 
 def collect(app, host):
     """Called by create_app: every requirement kind, checked, by key."""
-    registry = Registry("requirement kind")
-    for owner, result in host.call_per_owner("crm_register_stage_requirements", app=app):
-        for kind in result or ():
-            check_kind(kind, owner)
-            registry.add(kind.key, kind, owner)
-    host.registries["stage requirements"] = registry
+    host.collect("crm_register_stage_requirements", "requirement kind", "stage requirements",
+                 lambda kind: kind.key, check_kind, app=app)
 
 
 def kinds(app=None):
