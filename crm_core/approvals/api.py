@@ -141,6 +141,8 @@ def _decide(approval_id, data, approve):
     request = _visible(approval_id)
     _pending(request)
     if not services.may_decide(current_user.id, request):
+        # Decided by someone else between our read and now: a conflict, not a refusal.
+        _pending(ApprovalRequest.get_by_id(request.id))
         raise ApiError(403)
     request = services.decide(request, current_user.id, approve, data["comment"])
     return jsonify(request_out(request, current_user.id))
