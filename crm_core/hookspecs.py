@@ -26,11 +26,12 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import peewee
 
     from crm_core.approvals import ApprovalKind
+    from crm_core.assignment import AssignmentTarget
     from crm_core.analysis.dimensions import ReportDimension
     from crm_core.jobs import TaskSpec
     from crm_core.migrator import MigrationSource
     from crm_core.opportunities.pipelines import PipelineSpec
-    from crm_core.permissions import AccessObject, Permission, QueryGrant, Reason
+    from crm_core.permissions import AccessObject, Permission, QueryGrant, Reason, ShareTarget
     from crm_core.stagegates import RequirementKind
     from crm_core.web.slots import MenuItem
 
@@ -198,6 +199,66 @@ def crm_record_ext(app: "flask.Flask", actor: Any, object: str,
     implementations is an error (name a plugin's part after the plugin).
     """
 
+
+
+@hookspec
+def crm_records_written(app: "flask.Flask", actor_id: "int | None", object: str,
+                        ids: "list[int]", fields: "set[str] | None") -> None:
+    """Notification inside the write: records of ``object`` ("account", "contact",
+    "lead", "opportunity"...) with ``ids`` were created (``fields`` is None) or changed
+    (``fields``: the names of the fields whose stored values changed, API names such as
+    ``country`` or ``custom.<key>``).
+
+    Called inside the write's transaction, after the rows are written: once per record
+    for a form or an API call, once per batch for an import, a bulk edit or a mass
+    transfer. Read the rows again if you need their values. Results are ignored; an
+    exception rolls the whole write back (the import's batch, the form's save).
+    """
+
+
+# -- assignment ---------------------------------------------------------------------------
+
+@hookspec
+def crm_register_assignment_targets(app: "flask.Flask") -> "list[AssignmentTarget]":
+    """Return kinds of assignee an assignment rule can name instead of a user or a
+    round-robin group (``crm_core.assignment.AssignmentTarget(key, label, objects,
+    compile)``); the territory plugin's ``territory`` gives a record to a rep of the
+    territory its values place it in.
+
+    ``compile(object_name, block)`` is called once per rule set run (a form save, an
+    import, a run on demand) and returns a picker: ``pick(values) -> user id | None``
+    (``values``: the record's fields under API names), with an optional ``finish()``
+    called when the run ends. A picker that gives None lets the next rule decide.
+    Called once while the app is created; a key registered twice stops the start.
+    """
+
+
+# -- sharing rule targets ---------------------------------------------------------------
+
+@hookspec
+def crm_register_share_targets(app: "flask.Flask") -> "list[ShareTarget]":
+    """Return kinds of group a sharing rule can share with beside user, team, department
+    and department tree (``crm_core.permissions.ShareTarget(type, label, members,
+    targets_of, names)``): ``members(target_id) -> set of user ids``,
+    ``targets_of(user_id) -> set of target ids`` (the same relation seen from the user),
+    ``names(actor_id) -> [(target_id, label)]`` for the rule form.
+
+    Called once while the app is created; a type registered twice stops the start. The
+    functions are called per request (never cached across requests), so a change of
+    membership changes the very next decision.
+    """
+
+
+# -- demo data ------------------------------------------------------------------------------
+
+@hookspec
+def crm_demo_data(app: "flask.Flask", seed: int) -> None:
+    """Notification: ``crm demo`` loaded the core's demo data; add the plugin's own.
+
+    Called in an application context after the core's demo records exist (look them up
+    by name or e-mail), in plugin order. It must be idempotent: a second ``crm demo``
+    adds nothing twice. Results are ignored; an exception stops the command.
+    """
 
 # -- approvals ----------------------------------------------------------------------------
 

@@ -116,6 +116,19 @@ class QueryGrant:
 
 
 @dataclass(frozen=True)
+class ShareTarget:
+    """A kind of group sharing rules can share with (see crm_register_share_targets):
+    ``members(target_id) -> set of user ids``, ``targets_of(user_id) -> set of target
+    ids``, ``names(actor_id) -> [(target_id, label)]``."""
+
+    type: str
+    label: Any
+    members: Any
+    targets_of: Any
+    names: Any
+
+
+@dataclass(frozen=True)
 class ReadParts:
     """A read filter as whole owners plus other grants (see ``AccessEngine.read_parts``)."""
 
