@@ -1,6 +1,7 @@
 """crm_core: the sales CRM framework's core.
 
 The public API for integrators lives here: ``hookimpl`` to implement hooks,
+``hookspec`` to declare the hooks a plugin offers to others (``crm_<plugin>_*``),
 ``PluginManifest`` to describe a plugin, ``create_app`` to build an application.
 """
 
@@ -9,6 +10,7 @@ import pluggy
 from crm_core.version import __version__
 
 hookimpl = pluggy.HookimplMarker("crm")
+hookspec = pluggy.HookspecMarker("crm")
 
 from crm_core.manifest import PluginManifest, Setting  # noqa: E402
 
@@ -20,4 +22,4 @@ def create_app(config=None):
     return _create_app(config)
 
 
-__all__ = ["__version__", "hookimpl", "PluginManifest", "Setting", "create_app"]
+__all__ = ["__version__", "hookimpl", "hookspec", "PluginManifest", "Setting", "create_app"]

@@ -46,6 +46,9 @@ class PluginManifest:
     description: str = ""
     ui_prefix: str | None = None
     api_prefix: str | None = None
+    # The module holding the hookspecs the plugin offers to others (``crm_<name>_*``),
+    # e.g. "crm_territory.hookspecs"; added to the manager before any plugin registers.
+    hookspecs: str | None = None
     extra: dict = field(default_factory=dict)
 
     def validate(self):

@@ -295,6 +295,41 @@ def new_plugin_manager(trace_writer=None):
     return pm
 
 
+def add_plugin_hookspecs(pm, plugin):
+    """Add the hooks ``plugin`` offers to other plugins (its manifest's ``hookspecs``
+    module); each must be named ``crm_<plugin>_*`` so that no plugin can shadow a core
+    hook or another plugin's."""
+    module_name = plugin.manifest.hookspecs
+    if not module_name:
+        return
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise PluginError(f"plugin {plugin.name!r}: its hookspecs module {module_name!r} failed to "
+                          f"import: {type(exc).__name__}: {exc}") from exc
+    prefix = f"crm_{plugin.name}_"
+    marker = f"{hookspecs.hookspec.project_name}_spec"
+    offered = [name for name, obj in vars(module).items() if callable(obj) and hasattr(obj, marker)]
+    if not offered:
+        raise PluginError(f"plugin {plugin.name!r}: {module_name} declares no hookspec")
+    wrong = sorted(name for name in offered if not name.startswith(prefix))
+    if wrong:
+        raise PluginError(f"plugin {plugin.name!r} offers hooks {', '.join(wrong)}: a plugin's "
+                          f"hooks must be named {prefix}*")
+    pm.add_hookspecs(module)
+
+
+def plugin_hookspecs(host):
+    """{plugin name: [hook names]} of the hooks enabled plugins offer."""
+    marker = f"{hookspecs.hookspec.project_name}_spec"
+    found = {}
+    for plugin in host.plugins:
+        if plugin.manifest.hookspecs:
+            module = importlib.import_module(plugin.manifest.hookspecs)
+            found[plugin.name] = [n for n, o in vars(module).items() if callable(o) and hasattr(o, marker)]
+    return found
+
+
 def build_host(settings, core_modules, trace_writer=None):
     """Discover, select, check and register plugins; return the PluginHost.
 
@@ -320,6 +355,8 @@ def build_host(settings, core_modules, trace_writer=None):
                            available[name]) for name in order]
 
     pm = new_plugin_manager(trace_writer)
+    for plugin in loaded:
+        add_plugin_hookspecs(pm, plugin)
     try:
         for part, module in core_modules:
             pm.register(module, name=f"{CORE}.{part}")

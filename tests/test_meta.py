@@ -134,6 +134,40 @@ def test_every_hookspec_has_a_test():
                          f"plugins/*/tests/ that proves the hook's effect): {', '.join(missing)}")
 
 
+def bundled_plugin_hookspecs():
+    """{plugin folder: {hook name: [argument names]}} of the hooks bundled plugins offer."""
+    import importlib
+
+    found = {}
+    for name, source in sorted(discover().items()):
+        if not source.bundled:
+            continue
+        _, manifest = load_manifest(source)
+        if not manifest.hookspecs:
+            continue
+        module = importlib.import_module(manifest.hookspecs)
+        found[name] = {n: list(inspect.signature(o).parameters) for n, o in vars(module).items()
+                       if callable(o) and hasattr(o, f"{hookspecs.hookspec.project_name}_spec")}
+    return found
+
+
+def test_every_hook_a_bundled_plugin_offers_is_documented_in_its_readme_and_tested():
+    defined = set()
+    for path in collect_test_files():
+        defined |= defined_test_names(path)
+    problems = []
+    for plugin, specs in bundled_plugin_hookspecs().items():
+        readme = (ROOT / "plugins" / plugin / "README.md").read_text(encoding="utf-8")
+        headings = {m.group(2): [a.strip() for a in m.group(3).split(",") if a.strip()]
+                    for m in map(HEADING.match, readme.splitlines()) if m}
+        for name, args in specs.items():
+            if headings.get(name) != args:
+                problems.append(f"plugins/{plugin}/README.md: no heading '### {name}({', '.join(args)})'")
+            if f"test_hook_{name}" not in defined:
+                problems.append(f"{name}: no test named test_hook_{name}")
+    assert not problems, "\n".join(problems)
+
+
 # -- (c) no top-level "plugins" package, no "locale" package -----------------------------------
 
 def imports_of_plugins_package(tree):

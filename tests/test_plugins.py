@@ -165,6 +165,58 @@ def test_a_hook_with_wrong_arguments_is_refused(app_factory, register_plugin):
         app_factory()
 
 
+def _offering_plugins(monkeypatch, *names_and_hooks):
+    """Plugins whose manifest offers hookspecs from a module of their own."""
+    from crm_core import hookspec
+
+    modules = []
+    for name, hook_names in names_and_hooks:
+        specs = types.ModuleType(f"crm_{name}_specs")
+        for hook_name in hook_names:
+            def spec(app, value):
+                """A hook offered to other plugins."""
+            spec.__name__ = hook_name
+            setattr(specs, hook_name, hookspec(spec))
+        monkeypatch.setitem(sys.modules, specs.__name__, specs)
+        module = plugin_module(name)
+        module.manifest = PluginManifest(name=name, label=name.title(), version="1.0",
+                                         hookspecs=specs.__name__)
+        modules.append(module)
+    return modules
+
+
+def test_a_plugin_offers_hooks_that_another_plugin_implements(app_factory, register_plugin, monkeypatch):
+    offering, = _offering_plugins(monkeypatch, ("zones", ["crm_zones_changed"]))
+    seen = []
+    listener = plugin_module("listener", requires=("zones",),
+                             crm_zones_changed=lambda app, value: seen.append(value) or value)
+    register_plugin(offering)
+    register_plugin(listener)
+    app = app_factory()
+    assert app.extensions["crm"].pm.hook.crm_zones_changed(app=app, value=7) == [7]
+    assert seen == [7]
+    from crm_core.plugins import plugin_hookspecs
+
+    assert plugin_hookspecs(app.extensions["crm"])["zones"] == ["crm_zones_changed"]
+
+
+def test_a_plugin_cannot_offer_a_hook_outside_its_own_prefix(app_factory, register_plugin, monkeypatch):
+    offering, = _offering_plugins(monkeypatch, ("zones", ["crm_stage_moved", "crm_zones_ok"]))
+    register_plugin(offering)
+    with pytest.raises(PluginError, match=r"offers hooks crm_stage_moved: a plugin's hooks must be "
+                                          r"named crm_zones_\*"):
+        app_factory()
+
+
+def test_a_hookspecs_module_that_does_not_import_is_named(app_factory, register_plugin):
+    module = plugin_module("zones")
+    module.manifest = PluginManifest(name="zones", label="Zones", version="1.0",
+                                     hookspecs="crm_zones_no_such_module")
+    register_plugin(module)
+    with pytest.raises(PluginError, match="hookspecs module 'crm_zones_no_such_module' failed to import"):
+        app_factory()
+
+
 def test_each_app_has_its_own_plugin_manager(app_factory):
     first = app_factory(CRM_PLUGINS=["notes"])
     second = app_factory(CRM_PLUGINS=[])

@@ -14,6 +14,7 @@ manifest = PluginManifest(
     version="1.0.0",
     core=">=0.1,<1",
     description="Territories and territory models, assignment by territory, territory visibility.",
+    hookspecs="crm_territory.hookspecs",
     settings=(
         Setting("several_territories_per_rep", default=False,
                 help="allow a rep to be a member of more than one territory of a model"),
