@@ -183,7 +183,7 @@ def test_messages_in_the_callers_language(app, world):
     admin = api_client(app, world["admin"])
     error = error_of(admin.post(f"{BASE}/territories?lang=vi", json={"name": "asia", "parent_id": world["world"].id},
                                 headers={"Accept-Language": "vi"}), 409)
-    assert error["fields"]["name"] != ["Another territory at this place of the tree has this name."]
+    assert error["fields"]["name"] == ["Đã có một khu vực khác cùng tên ở vị trí này của cây."]
 
 
 # -- members ------------------------------------------------------------------------------------------
