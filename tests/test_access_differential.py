@@ -26,8 +26,8 @@ Each example runs in one transaction rolled back at its end (ids restart at 1, s
 user 1, team 1 and department 1 coexist); sizes are chosen so that the file runs in
 about a minute on 2 cores (the territory part adds about half). A failure lists every
 mismatch (user, record, reference level and reasons, engine level and explain()
-reasons), the organisation and the
-example to replay; CRM_HYPOTHESIS_SHRINK=1 also shrinks it (slow).
+reasons), the organisation and the example to replay; CRM_HYPOTHESIS_SHRINK=1 also
+shrinks it (slow).
 """
 
 from __future__ import annotations
