@@ -114,3 +114,12 @@ def crm_record_ext(app, actor, object, records):
     from crm_territory.access import record_ext
 
     return record_ext(actor, object, records)
+
+
+# -- access (H2): the share target "territory" ----------------------------------------------
+
+@hookimpl
+def crm_register_share_targets(app):
+    from crm_territory.access import share_targets
+
+    return share_targets()
