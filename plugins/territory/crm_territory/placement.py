@@ -328,13 +328,19 @@ def may_place_by_hand(actor_id, territory):
     return may_manage_members(actor_id, territory)
 
 
+def conflict(message, field="_schema"):
+    """A refusal answered 409 with ``message`` as the error's own message."""
+    error = UserError(message, field=field, code="stale")
+    error.show_message = True
+    return error
+
+
 def _placed_model(model_id):
     model = TerritoryModel.alive().where(TerritoryModel.id == model_id).first()
     if model is None:
         raise UserError(_l("No such territory model."), field="model_id")
     if model.state not in PLACED_STATES:
-        raise UserError(_l("An archived model is frozen: its placements cannot change."),
-                        field="model_id", code="stale")
+        raise conflict(_l("An archived model is frozen: its placements cannot change."), field="model_id")
     return model
 
 

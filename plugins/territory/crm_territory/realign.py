@@ -22,7 +22,6 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from crm_core.db import database, utcnow
-from crm_core.errors import UserError
 from crm_core.jobs import TaskSpec
 from crm_territory import placement
 from crm_territory.models import PLACED_OBJECTS, Territory, TerritoryModel, TerritoryRealignment, TerritoryRecord
@@ -47,8 +46,7 @@ def batch_size():
 def realignable(model):
     """Refuse (409) a model that cannot be realigned: an archived model is frozen."""
     if model.state not in placement.PLACED_STATES:
-        raise UserError(_l("An archived model is frozen: it cannot be realigned."), field="_schema",
-                        code="stale")
+        raise placement.conflict(_l("An archived model is frozen: it cannot be realigned."))
 
 
 def _total(object_names):
@@ -172,8 +170,7 @@ def start(model, actor_id):
     realignable(model)
     with database.atomic():
         if running(model.id) is not None:
-            raise UserError(_l("A realignment of this model is already under way."), field="_schema",
-                            code="stale")
+            raise placement.conflict(_l("A realignment of this model is already under way."))
         now = utcnow()
         run_row = TerritoryRealignment.create(model_id=model.id, state="queued", created_at=now,
                                               created_by_id=actor_id, updated_at=now)

@@ -298,7 +298,7 @@ def test_placing_by_hand_refuses_bad_input(app, plan, people):
     response = admin.put(f"{API}/records/account/{record.id}", json={"territory_id": 987654},
                          headers={"Accept-Language": "pl"})
     assert response.status_code == 422
-    assert response.get_json()["error"]["fields"]["territory_id"] == ["Nie ma takiego terytorium."]
+    assert response.get_json()["error"]["fields"]["territory_id"] == ["Nie ma takiego regionu sprzedaży."]
     assert admin.put(f"{API}/records/account/{record.id}", json={}).status_code == 422
     assert admin.put(f"{API}/records/account/{record.id}",
                      json={"territory_id": plan["south"].id, "source": "manual"}).status_code == 422
@@ -310,8 +310,10 @@ def test_an_archived_model_is_frozen(app, plan, people):
     services.activate_model(plan["model"])
     services.activate_model(services.create_model("2028"))
     admin = api_client(app, people["admin"])
-    response = admin.put(f"{API}/records/account/{record.id}", json={"territory_id": plan["poland"].id})
+    response = admin.put(f"{API}/records/account/{record.id}", json={"territory_id": plan["poland"].id},
+                         headers={"Accept-Language": "zh-TW"})
     assert response.status_code == 409
+    assert response.get_json()["error"]["message"] == "已封存的模型已凍結：其紀錄歸屬無法變更。"
     assert where(plan["model"].id, "account", record.id) == (plan["vietnam"].id, "rule")
 
 
