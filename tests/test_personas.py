@@ -21,7 +21,7 @@ from crm_core.webforms import services as webforms
 
 TABLE = json.loads((Path(__file__).parent / "personas.json").read_text(encoding="utf-8"))["operations"]
 PERSONAS = ("rep_a", "manager", "rep_b", "admin", "auditor", "anonymous")
-PLUGINS = ("fx",)
+PLUGINS = ("fx", "territory")
 pytestmark = pytest.mark.crm_plugins(*PLUGINS)
 
 
@@ -114,8 +114,10 @@ def build_world(with_password=False):
     from crm_core.analysis.snapshots import take_snapshot, today
 
     take_snapshot()
+    placement_values = placement_world(manager, customer)
     people = {"rep_a": rep_a, "manager": manager, "rep_b": rep_b, "admin": admin, "auditor": auditor}
     values = {
+        **placement_values,
         "user_id": rep_a.id, "department_id": spare.id, "team_id": team.id,
         "role_id": org.role_by_key("sales_rep").id, "object_name": "fx_account",
         "record_id": record.id, "fx_account_id": record.id,
@@ -148,6 +150,21 @@ def build_world(with_password=False):
                 "approval_policy": approvals.policy("opportunity_change"),
                 "opportunity": deal, "pipeline": projects, "stage": project_stages[0], "lost_reason": lost_reason}
     return people, values, lockable
+
+
+def placement_world(manager, customer):
+    """Territory placement and realignment (issue 7): a planning model (it grants no access)
+    with a territory the manager manages, where rep A's customer is placed by hand, and a
+    preview of its realignment."""
+    from crm_territory import placement, services
+    from crm_territory.models import TerritoryRealignment
+
+    plan = services.create_model("Persona plan")
+    north = services.create_territory(plan.id, "Persona North", manager_id=manager.id)
+    placement.place_by_hand("account", customer.id, north)
+    run = TerritoryRealignment.create(model_id=plan.id, state="previewed", preview_only=True)
+    return {"territory_model_id": plan.id, "placement_territory_id": north.id, "realignment_id": run.id,
+            "placed_object": "account", "placed_id": customer.id}
 
 
 def fill(value, values):
