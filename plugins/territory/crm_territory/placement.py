@@ -182,24 +182,17 @@ class Moves:
 def existing_placements(model_id, object_name, record_ids):
     """``{record_id: (row id, territory_id, source)}`` of the records' placements in the model."""
     ids = sorted(set(record_ids))
-    found = {}
     if not ids:
-        return found
-    # A contiguous run of ids (a realignment batch) is one range scan of the unique index.
-    if len(ids) > CHUNK and ids[-1] - ids[0] < 4 * len(ids):
-        ranges = [(ids[0], ids[-1])]
-        wanted = set(ids)
-    else:
-        ranges, wanted = None, None
+        return {}
     T = TerritoryRecord
     base = T.select(T.record_id, T.id, T.territory_id, T.source).where(
         (T.model_id == model_id) & (T.object == object_name))
-    if ranges is not None:
-        for record_id, row_id, territory_id, source in base.where(
-                T.record_id.between(*ranges[0])).tuples().iterator():
-            if record_id in wanted:
-                found[record_id] = (row_id, territory_id, source)
-        return found
+    if len(ids) > CHUNK and ids[-1] - ids[0] < 4 * len(ids):
+        # A realignment's batch is a dense run of ids: one range scan of the unique index.
+        wanted = set(ids)
+        return {record_id: (row_id, territory_id, source) for record_id, row_id, territory_id, source
+                in base.where(T.record_id.between(ids[0], ids[-1])).tuples().iterator() if record_id in wanted}
+    found = {}
     for start in range(0, len(ids), CHUNK):
         for record_id, row_id, territory_id, source in base.where(
                 T.record_id.in_(ids[start:start + CHUNK])).tuples():

@@ -274,8 +274,9 @@ class RecordPlacement(MethodView):
         if row is None or row.source != "manual":
             raise ApiError(404, message=_l("This record is not placed by hand in this model."))
         territory = get_territory(row.territory_id)
-        if territory is None or not placement.may_place_by_hand(current_user.id, territory):
-            if not engine().has_permission(current_user.id, "territory.manage"):
-                raise ApiError(403)
+        allowed = (placement.may_place_by_hand(current_user.id, territory) if territory is not None
+                   else engine().has_permission(current_user.id, "territory.manage"))
+        if not allowed:
+            raise ApiError(403)
         row = placement.back_to_rules(name, placed_id, model_id, actor_id=current_user.id)
         return jsonify(placement_out(model_id, name, placed_id, row))
