@@ -112,7 +112,7 @@ def test_the_job_applies_what_the_preview_said(app, world):
     assert again["totals"]["moved"] == 0 and again["moves"] == []
 
 
-def test_small_batches_give_the_same_result(app_factory, crm_plugins):
+def test_small_batches_give_the_same_result(app_factory):
     app = app_factory(CRM_PLUGIN_CONFIG={"territory": {"realign_batch": 100}})
     with app.app_context():
         model = services.create_model("Big")
