@@ -290,8 +290,12 @@ def records_written(object_name, ids, fields):
     is one the criteria read (contacts and opportunities follow their account: nothing to do)."""
     if object_name not in PLACED_OBJECTS or not ids:
         return
-    if fields is not None and not (set(fields) & fields_read(object_name)):
-        return
+    if fields is not None:
+        changed, read = set(fields), fields_read(object_name)
+        if "custom" in changed:  # a writer that did not say which custom values changed
+            changed |= {name for name in read if name.startswith(CUSTOM_PREFIX)}
+        if not changed & read:
+            return
     place_records(object_name, ids)
 
 

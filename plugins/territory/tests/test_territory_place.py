@@ -135,8 +135,13 @@ def test_a_custom_field_the_criteria_read_counts_as_a_change(app, plan):
     record = account(app, country="VN", region="Đà Nẵng")
     assert where(plan["model"].id, "account", record.id) == (plan["vietnam"].id, "rule")
     accounts.update_account(record, {"custom": {"segment": "enterprise"}}, actor_id=record.owner_id)
+    written(app, "account", [record.id], {"custom.other"})  # not read by any criteria
+    assert where(plan["model"].id, "account", record.id) == (plan["vietnam"].id, "rule")
     written(app, "account", [record.id], {"custom.segment"})
     assert where(plan["model"].id, "account", record.id) == (key_accounts.id, "rule")
+    accounts.update_account(record, {"custom": {"segment": "smb"}}, actor_id=record.owner_id)
+    written(app, "account", [record.id], {"custom"})  # a writer that did not say which value changed
+    assert where(plan["model"].id, "account", record.id) == (plan["vietnam"].id, "rule")
 
 
 def test_an_import_batch_is_placed_in_bulk(app, plan):
