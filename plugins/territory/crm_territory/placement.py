@@ -22,11 +22,13 @@ from flask_babel import lazy_gettext as _l
 
 from crm_core.db import database, utcnow, vendor
 from crm_core.errors import UserError
-from crm_territory.criteria import CUSTOM_PREFIX, compile_criteria, fields_of
+from crm_territory.criteria import CUSTOM_PREFIX, OBJECT_FIELDS, compile_criteria, fields_of
 from crm_territory.models import PLACED_OBJECTS, Territory, TerritoryModel, TerritoryRecord
 
 PLACED_STATES = ("planning", "active")
 CHUNK = 900  # ids per IN list: under SQLite's limit on bound variables
+MEMO_SIZE = 100_000  # value combinations a Placer remembers
+_UNKNOWN = object()
 
 
 def object_model(object_name):
@@ -83,9 +85,31 @@ class Placer:
                 self.roots.append(territory_id)
             else:
                 self.children[parent_id].append(territory_id)
+        # The fields a placement depends on (a key the object lacks is never tested).
+        self.key_fields = None if any(name.startswith(CUSTOM_PREFIX) for name in self.fields) else tuple(
+            sorted(name for name in self.fields if name in OBJECT_FIELDS[object_name]))
+        self._memo = {}
 
     def place(self, values):
-        """The deepest matching territory of the first matching branch, or None."""
+        """The deepest matching territory of the first matching branch, or None.
+
+        Records share few combinations of the fields the criteria read (a country, a
+        region...): each combination is walked once and remembered, unless custom values
+        (lists) are read."""
+        if self.key_fields is None:
+            return self._walk(values)
+        key = tuple(values.get(name) for name in self.key_fields)
+        try:
+            found = self._memo.get(key, _UNKNOWN)
+        except TypeError:  # a value that cannot be a key (a list): walk
+            return self._walk(values)
+        if found is _UNKNOWN:
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            found = self._memo[key] = self._walk(values)
+        return found
+
+    def _walk(self, values):
         found, candidates, matchers, children = None, self.roots, self.matchers, self.children
         while candidates:
             for territory_id in candidates:
@@ -122,9 +146,21 @@ class ValueReader:
         self.selected = [model.id] + [getattr(model, n) for n in names]
 
     def _rows(self, query):
+        # A plain cursor: the ORM's per-value conversion cost as much as the placing itself.
+        # The columns read are text and integers as the driver gives them; only the custom
+        # values need their field's conversion (JSON text on SQLite, exact decimals).
         names = self.names
-        for row in query.tuples().iterator():
-            yield row[0], dict(zip(names, row[1:]))
+        sql, params = query.sql()
+        cursor = database.execute_sql(sql, params)
+        if not self.custom:
+            for row in cursor:
+                yield row[0], dict(zip(names, row[1:]))
+            return
+        custom = self.model.custom.python_value
+        for row in cursor:
+            values = dict(zip(names, row[1:]))
+            values["custom"] = custom(values["custom"])
+            yield row[0], values
 
     def by_ids(self, ids):
         """The live records among ``ids`` (chunked IN lists)."""

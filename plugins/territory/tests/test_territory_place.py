@@ -75,6 +75,25 @@ def test_the_deepest_matching_territory_of_the_first_matching_branch_wins(plan):
     assert placer.path(plan["south"].id) == ["World", "Asia", "Vietnam", "South Vietnam"]
 
 
+def test_a_remembered_combination_gives_the_same_territory(plan):
+    placer = placement.Placer(plan["model"].id, "account")
+    assert placer.key_fields == ("country", "employees", "industry", "postal_code", "region")
+    for _ in range(2):  # the second time from memory
+        assert placer.place({"country": "VN", "region": "Hà Nội", "name": "A"}) == plan["north"].id
+        assert placer.place({"country": "VN", "region": "Hà Nội", "name": "B", "phone": "1"}) == plan["north"].id
+        assert placer.place({"country": "VN", "region": "Huế"}) == plan["vietnam"].id
+        assert placer.place({"country": ["VN"]}) == plan["world"].id  # not a key: walked, matches no country
+    custom_fields.create_field({"object": "account", "key": "interests", "type": "multi_choice",
+                                "labels": {"en": "Interests"}, "choices": ["tennis", "golf"]})
+    tennis = services.create_territory(plan["model"].id, "Tennis", parent_id=plan["poland"].id,
+                                       criteria={"custom.interests": ["tennis"]})
+    with_custom = placement.Placer(plan["model"].id, "account")
+    assert with_custom.key_fields is None  # custom values may be lists: never remembered
+    for _ in range(2):
+        assert with_custom.place({"country": "PL", "custom": {"interests": ["golf", "tennis"]}}) == tennis.id
+        assert with_custom.place({"country": "PL", "custom": {"interests": ["golf"]}}) == plan["poland"].id
+
+
 def test_no_matching_root_places_nowhere(plan):
     services.update_territory(plan["world"], {"criteria": {"country": ["VN", "PL", "CN", "DE"]}})
     placer = placement.Placer(plan["model"].id, "account")
