@@ -163,7 +163,8 @@ def placement_world(manager, customer):
     north = services.create_territory(plan.id, "Persona North", manager_id=manager.id)
     placement.place_by_hand("account", customer.id, north)
     run = TerritoryRealignment.create(model_id=plan.id, state="previewed", preview_only=True)
-    return {"territory_model_id": plan.id, "placement_territory_id": north.id, "realignment_id": run.id,
+    return {"model_id": plan.id, "placement_model_id": plan.id, "placement_territory_id": north.id,
+            "realignment_id": run.id,
             "placed_object": "account", "placed_id": customer.id}
 
 

@@ -190,18 +190,18 @@ def placement_out(model_id, object_name, record_id, row):
 
 # -- realignment -------------------------------------------------------------------------------------------
 
-@blueprint.route("/models/<int:territory_model_id>/realign")
+@blueprint.route("/models/<int:model_id>/realign")
 class Realign(MethodView):
     @blueprint.arguments(RealignQuerySchema, location="query")
     @blueprint.response(202, RealignmentSchema)
     @blueprint.alt_response(200, schema=RealignmentSchema, description="?preview=1: what would move now")
-    def post(self, args, territory_model_id):
+    def post(self, args, model_id):
         """Realign a model: every live account and lead is placed again by the rules (manual
         placements stay). Starts a job and answers 202 with the run and its status URL;
         ``?preview=1`` answers 200 with what would move now and starts nothing. An archived
         model cannot be realigned (409); nor can a model whose realignment is under way."""
         _require_realign()
-        model = _model(territory_model_id)
+        model = _model(model_id)
         if args["preview"]:
             run, sample = realign.preview(model, current_user.id)
             return jsonify(run_out(run, sample))
@@ -211,14 +211,14 @@ class Realign(MethodView):
         return response, 202
 
 
-@blueprint.route("/models/<int:territory_model_id>/realignments")
+@blueprint.route("/models/<int:model_id>/realignments")
 class ModelRealignments(MethodView):
     @blueprint.arguments(RUNS.schema, location="query")
     @blueprint.response(200, page_schema(RealignmentSchema))
-    def get(self, args, territory_model_id):
+    def get(self, args, model_id):
         """The realignment runs and previews of a model, newest first."""
         _require_realign()
-        model = _model(territory_model_id)
+        model = _model(model_id)
         page = RUNS.page(realign.runs_of(model.id), args)
         page["items"] = [run_out(run) for run in page["items"]]
         return jsonify(page)
