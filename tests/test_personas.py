@@ -133,8 +133,10 @@ def build_world(with_password=False):
         TerritoryRecord.create(model_id=alignment.id, object=object_name, record_id=record_id,
                                territory_id=south_vietnam.id)
     next_alignment = territories.create_model("2028")
+    placement_values = placement_world(manager, customer)
     people = {"rep_a": rep_a, "manager": manager, "rep_b": rep_b, "admin": admin, "auditor": auditor}
     values = {
+        **placement_values,
         "user_id": rep_a.id, "department_id": spare.id, "team_id": team.id,
         "role_id": org.role_by_key("sales_rep").id, "object_name": "fx_account",
         "record_id": record.id, "fx_account_id": record.id,
@@ -170,6 +172,22 @@ def build_world(with_password=False):
                 "opportunity": deal, "pipeline": projects, "stage": project_stages[0], "lost_reason": lost_reason,
                 "territory_model": next_alignment, "territory": south_vietnam}
     return people, values, lockable
+
+
+def placement_world(manager, customer):
+    """Territory placement and realignment (issue 7): a planning model (it grants no access)
+    with a territory the manager manages, where rep A's customer is placed by hand, and a
+    preview of its realignment."""
+    from crm_territory import placement, services
+    from crm_territory.models import TerritoryRealignment
+
+    plan = services.create_model("Persona plan")
+    north = services.create_territory(plan.id, "Persona North", manager_id=manager.id)
+    placement.place_by_hand("account", customer.id, north)
+    run = TerritoryRealignment.create(model_id=plan.id, state="previewed", preview_only=True)
+    return {"model_id": plan.id, "placement_model_id": plan.id, "placement_territory_id": north.id,
+            "realignment_id": run.id,
+            "placed_object": "account", "placed_id": customer.id}
 
 
 def fill(value, values):
