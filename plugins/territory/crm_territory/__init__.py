@@ -113,3 +113,19 @@ def crm_record_ext(app, actor, object, records):
     from crm_territory.access import record_ext
 
     return record_ext(actor, object, records)
+
+
+# -- pages, reports and demo data (terr-ui) -----------------------------------------------------
+
+@hookimpl
+def crm_register_report_dimensions(app):
+    from crm_territory.reporting import dimensions
+
+    return dimensions()
+
+
+@hookimpl
+def crm_demo_data(app, seed):
+    from crm_territory.demo import load
+
+    load(seed)
