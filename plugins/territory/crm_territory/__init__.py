@@ -115,6 +115,29 @@ def crm_record_ext(app, actor, object, records):
     return record_ext(actor, object, records)
 
 
+# -- placement (placement.py): records placed as they are written, merged, assigned -----------------------
+
+@hookimpl
+def crm_records_written(app, actor_id, object, ids, fields):
+    from crm_territory.placement import records_written
+
+    records_written(object, ids, fields)
+
+
+@hookimpl
+def crm_records_merged(app, object, survivor, merged, actor_id):
+    from crm_territory.placement import records_merged
+
+    records_merged(object, merged)
+
+
+@hookimpl
+def crm_register_assignment_targets(app):
+    from crm_territory.placement import assignment_targets
+
+    return assignment_targets()
+
+
 # -- pages, reports and demo data (terr-ui) -----------------------------------------------------
 
 @hookimpl

@@ -84,3 +84,7 @@ class TerritoryRealignment(BaseModel):
     created_at = UTCDateTimeField(default=utcnow)
     created_by_id = peewee.IntegerField(null=True)
     finished_at = UTCDateTimeField(null=True)
+    # 0002: progress (examined of total) and the last report, by which a dead run is known.
+    total = peewee.IntegerField(default=0)
+    started_at = UTCDateTimeField(null=True)
+    updated_at = UTCDateTimeField(null=True)
