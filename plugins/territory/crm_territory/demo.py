@@ -2,16 +2,14 @@
 Vietnam (North / South by province), Greater China, Europe -> Poland, Russia; the demo
 people as members and managers; the demo accounts and leads placed by the criteria.
 
-Idempotent: the model is made once (found again by its name); placing only adds the
-records that have no place in it yet.
+Idempotent: the model is made once (found again by its name); placing again by the same
+rules moves nothing.
 """
 
 from __future__ import annotations
 
 from crm_core.users.services import find_by_email
-from crm_territory import services
-from crm_territory.criteria import compile_criteria
-from crm_territory.models import TerritoryRecord
+from crm_territory import placement, services
 
 MODEL_NAME = "Sales regions 2026"
 
@@ -79,45 +77,19 @@ def _vietnamese_regions(actor_id):
             update_account(account, {"region": account.city.strip()}, actor_id=actor_id)
 
 
-def _values(object_name, record):
-    keys = ("country", "region", "industry") + (("postal_code", "employees") if object_name == "account" else ())
-    values = {key: getattr(record, key, None) for key in keys}
-    values["custom"] = getattr(record, "custom", None) or {}
-    return values
-
-
 def place(model):
-    """Place every account and lead that has no place in ``model`` yet, by the criteria:
-    from the roots in (position, id) order, the first matching territory, then its first
-    matching child, and so on (the deepest match wins). Returns how many were placed."""
-    from crm_core.accounts.models import Account
-    from crm_core.leads.models import Lead
+    """Place every live account and lead in ``model`` by its rules (placements made by hand
+    stay); returns how many records moved."""
+    from crm_territory.models import PLACED_OBJECTS
 
-    tree = services.tree(model.id)
-    criteria = {tid: services.criteria_of(t) for tid, t in tree.by_id.items()}
-    placed = 0
-    for object_name, record_model in (("account", Account), ("lead", Lead)):
-        tests = {tid: compile_criteria(c, object_name) for tid, c in criteria.items()}
-        known = {rid for (rid,) in TerritoryRecord.select(TerritoryRecord.record_id)
-                 .where((TerritoryRecord.model_id == model.id) & (TerritoryRecord.object == object_name)).tuples()}
-        rows = []
-        for record in record_model.alive():
-            if record.id in known:
-                continue
-            values = _values(object_name, record)
-            found, level = None, tree.roots
-            while True:
-                match = next((tid for tid in level if tests[tid](values)), None)
-                if match is None:
-                    break
-                found, level = match, tree.children.get(match, ())
-            if found is not None:
-                rows.append({"model_id": model.id, "object": object_name, "record_id": record.id,
-                             "territory_id": found, "source": "rule"})
-        if rows:
-            TerritoryRecord.insert_many(rows).execute()
-            placed += len(rows)
-    return placed
+    moved = 0
+    for object_name in PLACED_OBJECTS:
+        record_model = placement.object_model(object_name)
+        ids = [i for (i,) in record_model.alive(record_model.id).order_by(record_model.id).tuples()]
+        for start in range(0, len(ids), placement.CHUNK):
+            for moves in placement.place_records(object_name, ids[start:start + placement.CHUNK], [model.id]):
+                moved += moves.moved
+    return moved
 
 
 def load(seed=None):

@@ -11,6 +11,7 @@ the page was drawn from."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -23,7 +24,7 @@ from crm_core.errors import UserError, VersionConflict
 from crm_core.permissions import engine
 from crm_core.users.models import User
 from crm_territory import reporting, services
-from crm_territory.models import TerritoryRecord
+from crm_territory.models import TerritoryRealignment, TerritoryRecord
 
 blueprint = Blueprint("territory_ui", __name__, template_folder="templates")
 
@@ -487,6 +488,97 @@ def delete_territory(territory_id):
         return territory_page(_territory_or_404(territory_id), notice=str(STALE), status=409)
     flash(_("“%(name)s” has been deleted.", name=territory.name), "success")
     return redirect(url_for("territory_ui.index", model_id=territory.model_id))
+
+
+# -- realignment -------------------------------------------------------------------------------------------
+
+RUN_STATES = {"queued": _l("Waiting for the worker"), "running": _l("Running"), "previewed": _l("Preview"),
+              "applied": _l("Applied"), "failed": _l("Failed")}
+OBJECTS = {"account": _l("Accounts"), "lead": _l("Leads")}
+
+
+def _run_view(run):
+    """What the pages show of a run: its counts, progress and the moves per territory pair."""
+    from crm_territory import realign
+
+    stored = json.loads(run.summary or "{}")
+    pairs = stored.get("pairs", [])
+    names = realign.territory_names([t for _o, f, to, _n in pairs for t in (f, to)])
+    if run.total:
+        progress = min(100, round(100 * run.examined / run.total))
+    else:
+        progress = 100 if run.state in ("applied", "previewed") else 0
+    return {"run": run, "progress": progress, "totals": stored.get("totals") or {},
+            "moves": [(OBJECTS.get(o, o), names.get(f), names.get(to), n) for o, f, to, n in pairs],
+            "error": _run_error(run.error)}
+
+
+def _run_error(code):
+    from crm_territory.realign_api import ERRORS
+
+    return str(ERRORS.get(code, code)) if code else None
+
+
+def realign_page(model, preview=None, sample=None, notice=None, status=200):
+    from crm_territory import realign
+    from crm_territory.realign_api import _label
+
+    runs = list(realign.runs_of(model.id).order_by(TerritoryRealignment.id.desc()).limit(20))
+    names = realign.territory_names([t for _o, _r, f, to in (sample or ()) for t in (f, to)])
+    people = _user_names(r.created_by_id for r in runs)
+    return render_template("crm_territory/realign.html", model=model, states=STATES, run_states=RUN_STATES,
+                           runs=[_run_view(r) for r in runs], preview=_run_view(preview) if preview else None,
+                           sample=[(OBJECTS.get(o, o), _label(o, record), names.get(f), names.get(to))
+                                   for o, record, f, to in (sample or ())],
+                           under_way=realign.running(model.id), people=people, notice=notice,
+                           frozen=model.state == "archived"), status
+
+
+@blueprint.get("/models/<int:model_id>/realign", endpoint="realign")
+def realign_view(model_id):
+    _require(services.REALIGN)
+    return realign_page(_model_or_404(model_id))
+
+
+@blueprint.post("/models/<int:model_id>/realign/preview", endpoint="realign_preview")
+def realign_preview(model_id):
+    """What a realignment would move now (recorded as a "previewed" run)."""
+    from crm_territory import realign
+
+    _require(services.REALIGN)
+    model = _model_or_404(model_id)
+    try:
+        run, sample = realign.preview(model, current_user.id)
+    except UserError as problem:
+        return realign_page(model, notice=" ".join(_problems(problem).values()), status=409)
+    return realign_page(model, run, sample)
+
+
+@blueprint.post("/models/<int:model_id>/realign", endpoint="realign_start")
+def realign_start(model_id):
+    from crm_territory import realign
+
+    _require(services.REALIGN)
+    model = _model_or_404(model_id)
+    try:
+        run = realign.start(model, current_user.id)
+    except UserError as problem:
+        return realign_page(model, notice=" ".join(_problems(problem).values()), status=409)
+    flash(_("The realignment has started."), "success")
+    return redirect(url_for("territory_ui.realignment", realignment_id=run.id))
+
+
+@blueprint.get("/realignments/<int:realignment_id>", endpoint="realignment")
+def realignment(realignment_id):
+    from crm_territory import realign
+
+    _require(services.REALIGN)
+    run = realign.get_run(realignment_id)
+    model = services.get_model(run.model_id) if run is not None else None
+    if model is None:
+        abort(404)
+    return render_template("crm_territory/realignment.html", model=model, view=_run_view(run),
+                           run_states=RUN_STATES, people=_user_names([run.created_by_id]))
 
 
 # -- the menu and the record panel ---------------------------------------------------------------------------

@@ -22,14 +22,15 @@ BASE = "/plugins/territory"
 
 @pytest.fixture
 def world(app):
-    """Rita (rep, Sales) owns an account in Ho Chi Minh City, Bob (rep, Other) one in Poland;
-    the active model: World > Asia > Vietnam > South Vietnam, World > Europe > Poland."""
+    """Rita (rep, Sales) owns an account in Ho Chi Minh City, Bob (rep, Other) one in Poland
+    and one in the USA; the active model: World (VN, CN, PL: the USA is in no territory) >
+    Asia > Vietnam > South Vietnam, World > Europe > Poland."""
     people = make_sales_team()
     rita, bob = people["rita"], people["bob"]
     admin = make_user("admin@example.com", "Admin", is_admin=True)
     model = services.create_model("Regions")
     ids = {}
-    ids["world"] = services.create_territory(model.id, "World").id
+    ids["world"] = services.create_territory(model.id, "World", criteria={"country": ["VN", "CN", "PL"]}).id
     ids["asia"] = services.create_territory(model.id, "Asia", parent_id=ids["world"],
                                             criteria={"country": ["VN", "CN"]}).id
     ids["vietnam"] = services.create_territory(model.id, "Vietnam", parent_id=ids["asia"],
@@ -64,7 +65,7 @@ def territory_count():
 
 def form_of(html, action):
     """The form posting to ``action``: its hidden and filled inputs as a dict."""
-    start = html.index(f'action="{action}"')
+    start = html.index(f'method="post" action="{action}"')
     form = html[start:html.index("</form>", start)]
     values = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', form))
     for name, text in re.findall(r'<textarea[^>]*name="([^"]+)"[^>]*>([^<]*)</textarea>', form):
@@ -132,9 +133,10 @@ def test_the_accounts_of_a_territory_are_paged(app, world):
     browser = signed_in(app, world["admin"])
     path = f"{BASE}/territories/{world['ids']['poland']}"
     first, _ = page_and_token(browser, path)
-    assert "56 accounts of this territory" in first and "Page 1 of 2" in first and "Polska 48" not in first
+    assert "56 accounts of this territory" in first and "Page 1 of 2" in first
+    assert "Polska 48" in first and "Polska 49" not in first
     second, _ = page_and_token(browser, path + "?page=2")
-    assert "Polska 48" in second and "Polska 00" not in second
+    assert "Polska 49" in second and "Polska 54" in second and "Polska 00" not in second
 
 
 # -- who may change what ---------------------------------------------------------------------------------
@@ -195,7 +197,7 @@ def test_an_administrator_creates_edits_and_activates_a_model_after_confirming(a
 def test_bad_model_input_and_a_stale_version_write_nothing(app, world):
     browser = signed_in(app, world["admin"])
     _, token = page_and_token(browser, f"{BASE}/models/new")
-    response = browser.post(f"{BASE}/models/new?lang=pl", data={"csrf_token": token, "name": "  "})
+    response = browser.post(f"{BASE}/models/new", data={"csrf_token": token, "name": "  "})
     assert response.status_code == 422
     assert 'id="e-name"' in response.get_data(as_text=True)
     assert TerritoryModel.select().count() == 1
