@@ -14,6 +14,7 @@ from flask import g
 from crm_core.accounts import services as accounts
 from crm_core.opportunities import services as opps
 from crm_core.testing import csrf_token_from, make_sales_team, make_user, page_and_token, signed_in
+from crm_core.users.models import User
 from crm_territory import demo, services
 from crm_territory.models import Territory, TerritoryMember, TerritoryModel, TerritoryRecord
 
@@ -28,7 +29,7 @@ def world(app):
     people = make_sales_team()
     rita, bob = people["rita"], people["bob"]
     admin = make_user("admin@example.com", "Admin", is_admin=True)
-    model = services.create_model("Regions")
+    model = services.create_model("Alignment 2026")
     ids = {}
     ids["world"] = services.create_territory(model.id, "World", criteria={"country": ["VN", "CN", "PL"]}).id
     ids["asia"] = services.create_territory(model.id, "Asia", parent_id=ids["world"],
@@ -80,7 +81,7 @@ def form_of(html, action):
 
 def test_every_signed_in_user_reads_the_tree_and_the_models(app, world):
     html, _ = page_and_token(signed_in(app, world["rita"]), BASE + "/")
-    for name in ("World", "Asia", "Vietnam", "South Vietnam", "Europe", "Poland", "Regions"):
+    for name in ("World", "Asia", "Vietnam", "South Vietnam", "Europe", "Poland", "Alignment 2026"):
         assert name in html
     assert "Countries: Vietnam (VN)" in html and "Employees: at least 10" in html
     assert "New territory model" not in html and "/edit" not in html and ">Activate<" not in html
@@ -111,7 +112,7 @@ def test_a_territory_page_shows_only_what_the_reader_may_see(app, world):
     assert f'href="{BASE}/territories/{world["ids"]["south"]}">South Vietnam</a>' in admin
     south, _ = page_and_token(signed_in(app, world["admin"]), f"{BASE}/territories/{world['ids']['south']}")
     assert "Kowalczyk" not in south and "Minh An" in south
-    assert re.search(r"Regions</a> › <a[^>]*>World</a> › <a[^>]*>Asia</a> › <a[^>]*>Vietnam</a> › "
+    assert re.search(r"Alignment 2026</a> › <a[^>]*>World</a> › <a[^>]*>Asia</a> › <a[^>]*>Vietnam</a> › "
                      r'<span aria-current="page">South Vietnam</span>', south)
     assert "Members read its records" in south and "Regions: Hồ Chí Minh" in south
 
@@ -186,7 +187,7 @@ def test_an_administrator_creates_edits_and_activates_a_model_after_confirming(a
     assert values["version"] == str(plan.version) and values["name"] == "Regions 2027"
     assert browser.post(f"{BASE}/models/{plan.id}/edit", data={**values, "name": "Regions 2027 v2"}).status_code == 302
     confirm, token = page_and_token(browser, f"{BASE}/models/{plan.id}/activate")
-    assert "“Regions”, the active model until now, will be archived" in confirm
+    assert "“Alignment 2026”, the active model until now, will be archived" in confirm
     version = form_of(confirm, f"{BASE}/models/{plan.id}/activate")["version"]
     assert browser.post(f"{BASE}/models/{plan.id}/activate",
                         data={"csrf_token": token, "version": version}).status_code == 302
@@ -205,7 +206,7 @@ def test_bad_model_input_and_a_stale_version_write_nothing(app, world):
     stale = browser.post(f"{BASE}/models/{model.id}/edit", data={"csrf_token": token, "name": "Renamed",
                                                                   "version": str(model.version - 1 or 99)})
     assert stale.status_code == 409 and "Someone else changed this" in stale.get_data(as_text=True)
-    assert TerritoryModel.get_by_id(model.id).name == "Regions"
+    assert TerritoryModel.get_by_id(model.id).name == "Alignment 2026"
 
 
 def test_the_active_model_cannot_be_deleted_nor_activated_again(app, world):
@@ -371,12 +372,12 @@ def test_a_records_page_shows_its_territory(app, world):
     html, _ = page_and_token(browser, f"/accounts/{world['minh_an'].id}")
     panel = html.split('id="territory-heading"', 1)[1].split("</section>", 1)[0]
     assert "World › Asia › Vietnam › " in panel and ">South Vietnam</a>" in panel
-    assert "Placed by the rules of the model “Regions”." in panel
+    assert "Placed by the rules of the model “Alignment 2026”." in panel
     deal, _ = page_and_token(browser, f"/opportunities/{world['ritas'].id}")
     assert "It follows its account" in deal
     admin = signed_in(app, world["admin"])
     nowhere, _ = page_and_token(admin, f"/accounts/{world['nowhere'].id}")
-    assert "Not placed in any territory of the model “Regions”." in nowhere
+    assert "Not placed in any territory of the model “Alignment 2026”." in nowhere
 
 
 def test_the_menu_offers_the_territories_to_every_signed_in_user(app, world):
@@ -413,3 +414,166 @@ def test_the_dimension_reads_the_active_model_only(app, world):
     services.activate_model(newer)
     rows = client.get("/api/v1/reports/pipeline?by=territory").get_json()["rows"]
     assert [(row["label"], row["count"]) for row in rows] == [("Everywhere", 3)]
+
+
+# -- realignment -------------------------------------------------------------------------------------------
+
+def test_the_realignment_panel_previews_then_applies_what_moves(app, world):
+    poland = Territory.get_by_id(world["ids"]["poland"])
+    services.update_territory(poland, {"criteria": {"country": ["PL"], "employees": {"min": 100}}})
+    browser = signed_in(app, world["admin"])
+    panel = f"{BASE}/models/{world['model'].id}/realign"
+    html, token = page_and_token(browser, panel)
+    assert "This model has not been realigned yet." in html
+    preview = browser.post(panel + "/preview", data={"csrf_token": token})
+    assert preview.status_code == 200
+    shown = preview.get_data(as_text=True)
+    assert re.search(r"<td>Accounts</td><td>Poland</td><td>Europe</td><td>1</td>", shown)
+    assert "<td>Kowalczyk</td>" in shown
+    placed = TerritoryRecord.get((TerritoryRecord.object == "account")
+                                 & (TerritoryRecord.record_id == world["kowalczyk"].id))
+    assert placed.territory_id == world["ids"]["poland"]  # a preview moves nothing
+    started = browser.post(panel, data={"csrf_token": token})
+    assert started.status_code == 302 and "/realignments/" in started.headers["Location"]
+    run, _ = page_and_token(browser, started.headers["Location"])
+    assert "Applied" in run and "100%" in run
+    placed = TerritoryRecord.get((TerritoryRecord.object == "account")
+                                 & (TerritoryRecord.record_id == world["kowalczyk"].id))
+    assert placed.territory_id == world["ids"]["europe"]
+    listed, _ = page_and_token(browser, panel)
+    assert "Applied" in listed and "Preview" in listed
+
+
+def test_a_rep_cannot_realign_and_an_archived_model_is_frozen(app, world):
+    browser = signed_in(app, world["rita"])
+    _, token = page_and_token(browser, BASE + "/")
+    panel = f"{BASE}/models/{world['model'].id}/realign"
+    assert browser.get(panel).status_code == 403
+    assert browser.post(panel + "/preview", data={"csrf_token": token}).status_code == 403
+    assert browser.post(panel, data={"csrf_token": token}).status_code == 403
+    from crm_territory.models import TerritoryRealignment
+
+    assert TerritoryRealignment.select().count() == 0
+    admin = signed_in(app, world["admin"])
+    assert admin.get(f"{BASE}/models/999999/realign").status_code == 404
+    assert admin.get(f"{BASE}/realignments/999999").status_code == 404
+    newer = services.create_model("Newer")
+    services.activate_model(newer)
+    html, token = page_and_token(admin, panel)
+    assert "frozen" in html and "Start the realignment" not in html
+    refused = admin.post(panel, data={"csrf_token": token})
+    assert refused.status_code == 409 and "cannot be realigned" in refused.get_data(as_text=True)
+    assert TerritoryRealignment.select().count() == 0
+
+
+# -- every page in every language ---------------------------------------------------------------------------
+
+def plugin_messages(language):
+    """(English, translation) of the plugin's catalogue for ``language`` (plural forms too)."""
+    from babel.messages.pofile import read_po
+
+    import crm_territory
+    from crm_core.i18n import CatalogSource
+
+    with open(CatalogSource.for_module(crm_territory).po_path(language), "rb") as handle:
+        catalog = read_po(handle)
+    pairs = []
+    for message in catalog:
+        if not message.id:
+            continue
+        ids = message.id if isinstance(message.id, (list, tuple)) else (message.id,)
+        strings = message.string if isinstance(message.string, (list, tuple)) else (message.string,)
+        pairs.extend((msgid, strings) for msgid in ids)
+    return pairs
+
+
+def untranslated_in(html, language):
+    """The plugin's English texts the page shows in ``language`` (where the translation differs)."""
+    from markupsafe import escape
+
+    texts = {text.strip() for text in re.findall(r">([^<>]+)<", html)} | set(
+        re.findall(r'aria-label="([^"]+)"', html))
+    found = []
+    for msgid, strings in plugin_messages(language):
+        if msgid in strings:
+            continue  # the same word in both languages (a name, a code)
+        fragments = [f.strip() for f in re.split(r"%\(\w+\)s|%s", msgid) if f.strip()]
+        longest = max(fragments, key=len) if fragments else ""
+        if len(longest) >= 12 and (longest in html or str(escape(longest)) in html):
+            found.append(msgid)
+        elif len(longest) < 12 and (msgid in texts or str(escape(msgid)) in texts):
+            found.append(msgid)
+    return found
+
+
+def test_every_page_is_translated_into_every_language(app, world):
+    from crm_core.i18n import TRANSLATED_LOCALES
+
+    from crm_territory import realign
+
+    realign.preview(world["model"], world["admin"].id)
+    run = realign.start(world["model"], world["admin"].id)
+    plan = services.create_model("Plan 2027")
+    services.create_territory(plan.id, "Everything", criteria={"industry": ["Retail"], "postal_code": [["1", "2"]]})
+    ids = world["ids"]
+    pages = [BASE + "/", f"{BASE}/?model_id={plan.id}", f"{BASE}/territories/{ids['south']}",
+             f"{BASE}/territories/{ids['poland']}", f"{BASE}/models/new", f"{BASE}/models/{plan.id}/edit",
+             f"{BASE}/models/{plan.id}/activate", f"{BASE}/models/{world['model'].id}/territories/new",
+             f"{BASE}/territories/{ids['poland']}/edit", f"{BASE}/models/{world['model'].id}/realign",
+             f"{BASE}/realignments/{run.id}", f"/accounts/{world['minh_an'].id}",
+             f"/accounts/{world['nowhere'].id}", f"/opportunities/{world['ritas'].id}"]
+    browser = signed_in(app, world["admin"])
+    for language in TRANSLATED_LOCALES:
+        for path in pages:
+            glue = "&" if "?" in path else "?"
+            response = browser.get(f"{path}{glue}lang={language}")
+            assert response.status_code == 200, (language, path)
+            html = response.get_data(as_text=True)
+            assert untranslated_in(html, language) == [], (language, path)
+        # A refused form too: the errors of the criteria editor.
+        _, token = page_and_token(browser, f"{BASE}/models/{world['model'].id}/territories/new?lang={language}")
+        refused = browser.post(f"{BASE}/models/{world['model'].id}/territories/new?lang={language}", data={
+            "csrf_token": token, "name": "", "access_level": "edit", "employees.min": "x",
+            "postal_code": "9..1", "country": "VN"})
+        assert refused.status_code == 422
+        assert untranslated_in(refused.get_data(as_text=True), language) == [], language
+    browser.get(f"{BASE}/?lang=en")
+
+
+# -- demo data ----------------------------------------------------------------------------------------------
+
+def test_the_demo_territories_are_made_once_and_place_the_demo_records(app):
+    from crm_core.accounts.models import Account
+    from crm_core.demo import load_demo
+    from crm_core.leads.models import Lead
+
+    load_demo("correct horse battery staple 42")
+    demo.load(2026)
+    model = services.active_model()
+    assert model.name == demo.MODEL_NAME
+    tree = services.tree(model.id)
+    paths = {" > ".join(tree.path(t)) for t in tree.by_id}
+    assert {"World > Asia > Vietnam > North Vietnam", "World > Asia > Vietnam > South Vietnam",
+            "World > Asia > Greater China", "World > Europe > Poland", "World > Europe > Russia"} <= paths
+    counts = (Territory.select().count(), TerritoryMember.select().count(), TerritoryRecord.select().count())
+    demo.load(2026)
+    assert (Territory.select().count(), TerritoryMember.select().count(),
+            TerritoryRecord.select().count()) == counts
+    assert TerritoryModel.select().count() == 1
+
+    def placed(model_class, object_name, **where):
+        record = model_class.get(**where)
+        row = TerritoryRecord.get((TerritoryRecord.model_id == model.id) & (TerritoryRecord.object == object_name)
+                                  & (TerritoryRecord.record_id == record.id))
+        return tree.path(row.territory_id)[-1]
+
+    assert placed(Account, "account", name="Công ty TNHH Thương mại Minh An") == "North Vietnam"
+    assert placed(Account, "account", name="Tập đoàn Phương Nam") == "South Vietnam"
+    assert placed(Account, "account", name="Mleczarnia Mazowsze S.A.") == "Poland"
+    assert placed(Account, "account", name="台灣精密工業股份有限公司") == "Greater China"
+    assert placed(Account, "account", name="АО «Волжский завод»") == "Russia"
+    assert placed(Account, "account", name="Northwind Trading Ltd") == "World"
+    assert placed(Lead, "lead", company="Piekarnia Złoty Kłos") == "Poland"
+    south = next(t for t in tree.by_id.values() if t.name == "South Vietnam")
+    members = {User.get_by_id(m.user_id).email for m in services.members_of(south)}
+    assert members == {"nguyen.van.an@example.com"}
