@@ -617,3 +617,192 @@ def test_a_migrations_package_registered_by_two_plugins_is_refused(app_factory, 
     with pytest.raises(RegistryError, match=registered_twice("migrations package",
                                                              "crm_notes.migrations", "notes", "rates")):
         app_factory()
+
+
+# -- crm_records_written -----------------------------------------------------------------------
+
+class WrittenListener:
+    """Hears crm_records_written; ``fail`` (object -> bool) makes it raise for that object."""
+
+    def __init__(self, fail=None):
+        self.calls, self.fail = [], fail
+
+    @hookimpl
+    def crm_records_written(self, app, actor_id, object, ids, fields):
+        self.calls.append((object, sorted(ids), None if fields is None else set(fields), actor_id))
+        if self.fail is not None and self.fail(object):
+            raise RuntimeError(f"{object} refused by a plugin")
+
+
+@pytest.fixture
+def written(app):
+    """Registers a WrittenListener on the running app; ``written(fail=...)`` for another."""
+    pm = app.extensions["crm"].pm
+    names = []
+
+    def listen(fail=None):
+        listener = WrittenListener(fail)
+        names.append(f"written_{len(names)}")
+        pm.register(listener, name=names[-1])
+        return listener
+
+    yield listen
+    for name in names:
+        pm.unregister(name=name)
+
+
+def _sales_rep(email="rep@example.com"):
+    from crm_core.org import services as org
+    from crm_core.testing import make_user
+
+    user = make_user(email, email.split("@")[0].title())
+    org.set_roles(user, ["sales_rep"])
+    flask.g.pop("_crm_access", None)
+    return user
+
+
+@pytest.mark.crm_plugins("notes")
+def test_hook_crm_records_written(app, written):
+    from crm_core.accounts import services as accounts
+    from crm_core.customfields import services as customfields
+
+    rep = _sales_rep()
+    listener = written()
+    customfields.create_field({"object": "account", "key": "tier", "type": "text", "labels": {"en": "Tier"}})
+    account = accounts.create_account({"name": "Minh An", "country": "VN"}, actor_id=rep.id)
+    assert listener.calls == [("account", [account.id], None, rep.id)]
+    listener.calls.clear()
+    accounts.update_account(account, {"country": "PL", "name": "Minh An", "custom": {"tier": "gold"}},
+                            actor_id=rep.id)
+    # Only what really changed, under API names, custom values as custom.<key>.
+    assert listener.calls == [("account", [account.id], {"country", "custom.tier"}, rep.id)]
+    listener.calls.clear()
+    contact = accounts.create_contact({"last_name": "Trần"}, actor_id=rep.id)
+    accounts.update_contact(contact, {"account_id": account.id}, actor_id=rep.id)
+    assert listener.calls == [("contact", [contact.id], None, rep.id),
+                              ("contact", [contact.id], {"account_id"}, rep.id)]
+    listener.calls.clear()
+    # A write that changes nothing calls nothing.
+    assert accounts.update_account(account, {"country": "PL"}, actor_id=rep.id) == {}
+    assert listener.calls == []
+    # Tables that are not access objects (users, stages...) are not announced.
+    from crm_core.testing import make_user
+
+    make_user("other@example.com", "Other")
+    assert listener.calls == []
+    assert app.extensions["notes_written"] == {"account": 2, "contact": 2}  # the fixture plugin heard them too
+
+
+@pytest.mark.crm_plugins("notes")
+def test_records_written_inside_the_transaction_and_the_api(app, written):
+    """The listener reads the row as written, inside the write; the API goes the same way."""
+    from crm_core.accounts.models import Account
+    from crm_core.testing import api_client
+
+    rep = _sales_rep()
+    seen = []
+
+    class Reader:
+        @hookimpl
+        def crm_records_written(self, app, actor_id, object, ids, fields):
+            seen.append((object, fields, Account.get_by_id(ids[0]).city))
+
+    app.extensions["crm"].pm.register(Reader(), name="reader")
+    try:
+        client = api_client(app, rep)
+        created = client.post("/api/v1/accounts", json={"name": "Hà Nội Trading", "city": "Hà Nội"})
+        assert created.status_code == 201, created.json
+        changed = client.patch(f"/api/v1/accounts/{created.json['id']}", json={"city": "Huế"},
+                               headers={"If-Match": created.headers["ETag"]})
+        assert changed.status_code == 200, changed.json
+    finally:
+        app.extensions["crm"].pm.unregister(name="reader")
+    assert seen == [("account", None, "Hà Nội"), ("account", {"city"}, "Huế")]
+
+
+@pytest.mark.crm_plugins("notes")
+def test_a_failing_records_written_listener_rolls_the_write_back(app, written):
+    from crm_core.accounts import services as accounts
+    from crm_core.accounts.models import Account
+    from crm_core.audit.models import FieldHistory
+    from crm_core.opportunities import services as opportunities
+    from crm_core.opportunities.models import Opportunity
+
+    rep = _sales_rep()
+    account = accounts.create_account({"name": "Kept", "city": "Kraków"}, actor_id=rep.id)
+    written(fail=lambda object: object in ("account", "opportunity"))
+    with pytest.raises(RuntimeError, match="account refused"):
+        accounts.create_account({"name": "Never"}, actor_id=rep.id)
+    assert not Account.select().where(Account.name == "Never").exists()
+    with pytest.raises(RuntimeError, match="account refused"):
+        accounts.update_account(account, {"city": "Gdańsk"}, actor_id=rep.id)
+    stored = Account.get_by_id(account.id)
+    assert (stored.city, stored.version) == ("Kraków", 1)
+    assert not FieldHistory.select().where((FieldHistory.table == "account")
+                                           & (FieldHistory.field == "city")).exists()
+    with pytest.raises(RuntimeError, match="opportunity refused"):
+        opportunities.create_opportunity({"name": "Deal", "account_id": account.id}, actor_id=rep.id)
+    assert Opportunity.select().count() == 0
+
+
+@pytest.mark.crm_plugins("notes")
+def test_records_written_once_per_batch_for_an_import_and_a_transfer(app, written):
+    from crm_core.accounts.models import Account
+    from crm_core.duplicates.transfer import transfer
+    from crm_core.imports import services as imports
+    from crm_core.org import services as org
+
+    rep, other = _sales_rep(), _sales_rep("other@example.com")
+    boss = _sales_rep("boss@example.com")
+    org.set_roles(boss, ["administrator"])
+    flask.g.pop("_crm_access", None)
+    listener = written()
+    data = "name,country\nMinh An,VN\nWisła,PL\nOmsk Steel,RU\n".encode()
+    run = imports.start_import("account", data, "accounts.csv", rep.id)
+    assert run.created_count == 3, run.__data__
+    ids = sorted(a.id for a in Account.select())
+    assert listener.calls == [("account", ids, None, rep.id)]
+    listener.calls.clear()
+    moved = transfer(boss.id, "account", other.id, 3, ids=ids)
+    assert moved.count == 3
+    assert listener.calls == [("account", ids, {"owner_id"}, boss.id)]
+    listener.calls.clear()
+    # Transferred again to the same owner: nothing changes, nothing is called.
+    assert transfer(boss.id, "account", other.id, 0, ids=ids).count == 0
+    assert listener.calls == []
+
+
+@pytest.mark.crm_plugins("notes")
+def test_a_failing_listener_rolls_back_the_whole_import_and_transfer(app, written):
+    from crm_core.accounts import services as accounts
+    from crm_core.accounts.models import Account
+    from crm_core.duplicates.transfer import transfer
+    from crm_core.imports import services as imports
+    from crm_core.org import services as org
+
+    rep, other = _sales_rep(), _sales_rep("other@example.com")
+    org.set_roles(rep, ["administrator"])
+    flask.g.pop("_crm_access", None)
+    kept = accounts.create_account({"name": "Kept"}, actor_id=rep.id)
+    written(fail=lambda object: object == "account")
+    with pytest.raises(RuntimeError):
+        imports.start_import("account", b"name\nOne\nTwo\n", "accounts.csv", rep.id)
+    assert [a.name for a in Account.select()] == ["Kept"]
+    with pytest.raises(RuntimeError):
+        transfer(rep.id, "account", other.id, 1, ids=[kept.id])
+    assert Account.get_by_id(kept.id).owner_id == rep.id
+
+
+@pytest.mark.crm_plugins("notes")
+def test_records_written_by_a_lead_conversion(app, written):
+    from crm_core.leads import services as leads
+
+    rep = _sales_rep()
+    lead = leads.create_lead({"last_name": "Nowak", "company": "Wisła Sp. z o.o.", "status": "qualified"},
+                             actor_id=rep.id)
+    listener = written()
+    leads.convert(lead, actor_id=rep.id)
+    objects = [(object, fields) for object, _ids, fields, _actor in listener.calls]
+    assert ("account", None) in objects and ("contact", None) in objects and ("opportunity", None) in objects
+    changed = [fields for object, fields in objects if object == "lead"]
+    assert changed and "status" in changed[0]

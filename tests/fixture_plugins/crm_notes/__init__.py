@@ -95,3 +95,10 @@ def crm_page_slot(app, slot, actor, context):
 @hookimpl
 def crm_app_created(app):
     app.extensions["notes_ready"] = True
+
+
+@hookimpl
+def crm_records_written(app, actor_id, object, ids, fields):
+    # Counts what it heard, so a test can see the fixture plugin is called too.
+    heard = app.extensions.setdefault("notes_written", {})
+    heard[object] = heard.get(object, 0) + len(ids)
