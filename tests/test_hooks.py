@@ -806,3 +806,139 @@ def test_records_written_by_a_lead_conversion(app, written):
     assert ("account", None) in objects and ("contact", None) in objects and ("opportunity", None) in objects
     changed = [fields for object, fields in objects if object == "lead"]
     assert changed and "status" in changed[0]
+
+
+# -- crm_register_assignment_targets ------------------------------------------------------------
+
+def country_desk(log, desks, key="desk", objects=("lead", "account")):
+    """A target giving a record to ``desks[country]`` (None: next rule); ``log`` hears
+    compile/pick/finish."""
+    from crm_core.assignment import AssignmentTarget
+
+    def compile(object_name, block):
+        log.append(("compile", object_name, block))
+
+        class Picker:
+            def pick(self, values):
+                log.append(("pick", values.get("country")))
+                return desks.get(values.get("country"))
+
+            def finish(self):
+                log.append(("finish",))
+
+        return Picker()
+
+    return AssignmentTarget(key, f"Desk {key}", objects, compile)
+
+
+@pytest.mark.crm_plugins("notes")
+def test_hook_crm_register_assignment_targets(app_factory, register_plugin):
+    from crm_core.assignment import services as assignment
+    from crm_core.assignment.models import AssignmentRule
+    from crm_core.imports import services as imports
+    from crm_core.leads import services as leads
+    from crm_core.leads.models import Lead
+    from crm_core.testing import api_client, make_user
+
+    log, desks = [], {}
+
+    def crm_register_assignment_targets(app):
+        return [country_desk(log, desks)]
+
+    register_plugin(plugin_module("desks", crm_register_assignment_targets))
+    app = app_factory()
+    with app.app_context():
+        admin = make_user("admin@example.com", "Admin", is_admin=True)
+        hanoi, warsaw = make_user("hanoi@example.com", "Hà Nội desk"), make_user("warsaw@example.com", "Warsaw desk")
+        zofia = make_user("zofia@example.com", "Zofia")
+        desks.update({"VN": hanoi.id, "PL": warsaw.id})
+        manager = api_client(app, admin)
+        created = manager.post("/api/v1/assignment/rules", json={
+            "object": "lead", "name": "By country desk", "target": "desk"})
+        assert created.status_code == 201, created.json
+        assert created.json["target"] == "desk" and created.json["owner_id"] is None
+        fallback = assignment.create_rule("lead", {"name": "Everyone else", "owner_id": zofia.id})
+        vn = leads.create_lead({"last_name": "Nguyễn", "country": "VN"}, actor_id=admin.id)
+        ru = leads.create_lead({"last_name": "Ivanov", "country": "RU"}, actor_id=admin.id)
+        assert Lead.get_by_id(vn.id).owner_id == hanoi.id
+        assert Lead.get_by_id(ru.id).owner_id == zofia.id  # the picker gave None: the next rule
+        assert log[:2] == [("compile", "lead", 1), ("pick", "VN")] and log.count(("finish",)) == 2
+        log.clear()
+        # An import compiles the picker once for the whole run and finishes it once.
+        run = imports.start_import("lead", b"last_name,country\nA,VN\nB,PL\nC,VN\n", "leads.csv", admin.id)
+        assert run.created_count == 3, run.__data__
+        assert [entry for entry in log if entry[0] != "pick"] == [("compile", "lead", 1000), ("finish",)]
+        assert sorted(Lead.select(Lead.owner_id).where(Lead.last_name.in_(["A", "B", "C"])).tuples()) == sorted(
+            [(hanoi.id,), (warsaw.id,), (hanoi.id,)])
+        rule = AssignmentRule.get_by_id(created.json["id"])
+        listed = manager.get("/api/v1/assignment/rules?object=lead").json["items"]
+        assert [r["target"] for r in listed] == ["desk", None]
+        page = manager.get("/assignment/rules?object=lead").get_data(as_text=True)
+        assert '<option value="target:desk">Desk desk</option>' in page
+        assert fallback.id and rule.target == "desk"
+    # The plugin switched off: its rules are skipped, not an error.
+    app_without = app_factory(CRM_PLUGINS=["notes"])
+    with app_without.app_context():
+        other = leads.create_lead({"last_name": "Trần", "country": "VN"}, actor_id=admin.id)
+        assert Lead.get_by_id(other.id).owner_id == zofia.id
+        page = api_client(app_without, admin).get("/assignment/rules?object=lead").get_data(as_text=True)
+        assert "“desk” (its plugin is switched off: the rule is skipped)" in page
+
+
+@pytest.mark.crm_plugins("notes")
+def test_an_assignment_rule_names_exactly_one_assignee_and_a_target_serving_its_object(app_factory, register_plugin):
+    from crm_core.testing import api_client, make_user
+
+    def crm_register_assignment_targets(app):
+        return [country_desk([], {}, key="account_desk", objects=("account",))]
+
+    register_plugin(plugin_module("desks", crm_register_assignment_targets))
+    app = app_factory()
+    with app.app_context():
+        admin = make_user("admin@example.com", "Admin", is_admin=True, locale="pl")
+        manager = api_client(app, admin)
+        both = manager.post("/api/v1/assignment/rules", json={
+            "object": "lead", "name": "Both", "target": "notes", "owner_id": admin.id})
+        assert both.status_code == 422
+        assert both.json["error"]["fields"]["owner_id"] == [
+            "Podaj dokładnie jedno: właściciela, grupę rotacyjną albo cel."]
+        wrong_object = manager.post("/api/v1/assignment/rules", json={
+            "object": "lead", "name": "Accounts only", "target": "account_desk"})
+        assert wrong_object.status_code == 422
+        assert wrong_object.json["error"]["fields"]["target"] == ["Nie ma takiego celu przydziału dla tych rekordów."]
+        unknown = manager.post("/api/v1/assignment/rules", json={"object": "lead", "name": "X", "target": "nope"})
+        assert unknown.status_code == 422 and "target" in unknown.json["error"]["fields"]
+        from crm_core.assignment.models import AssignmentRule
+
+        assert AssignmentRule.select().count() == 0
+        # The fixture plugin's target is offered on the leads' form, not on the accounts'.
+        assert manager.post("/api/v1/assignment/rules", json={
+            "object": "lead", "name": "Last author", "target": "notes"}).status_code == 201
+        assert "target:notes" in manager.get("/assignment/rules?object=lead").get_data(as_text=True)
+        assert "target:notes" not in manager.get("/assignment/rules?object=account").get_data(as_text=True)
+
+
+@pytest.mark.crm_plugins("notes")
+def test_the_fixture_plugins_target_gives_a_lead_to_the_last_author(app):
+    from crm_core.assignment import services as assignment
+    from crm_core.leads import services as leads
+    from crm_core.records import create_record
+    from crm_core.testing import make_user
+    from crm_notes.models import Note
+
+    rita, bob = make_user("rita@example.com", "Rita"), make_user("bob@example.com", "Bob", is_admin=True)
+    create_record(Note, actor_id=rita.id, title="Wisła Sp. z o.o.")
+    assignment.create_rule("lead", {"name": "Last author", "target": "notes"})
+    lead = leads.create_lead({"last_name": "Nowak", "company": "Wisła Sp. z o.o."}, actor_id=bob.id)
+    nobody = leads.create_lead({"last_name": "Kowalski", "company": "Unknown"}, actor_id=bob.id)
+    assert (type(lead).get_by_id(lead.id).owner_id, type(lead).get_by_id(nobody.id).owner_id) == (rita.id, bob.id)
+
+
+@pytest.mark.crm_plugins("notes")
+def test_an_assignment_target_key_registered_twice_stops_the_start(app_factory, register_plugin):
+    def crm_register_assignment_targets(app):
+        return [country_desk([], {}, key="notes")]
+
+    register_plugin(plugin_module("desks", crm_register_assignment_targets))
+    with pytest.raises(RegistryError, match=registered_twice("assignment target", "notes", "notes", "desks")):
+        app_factory()

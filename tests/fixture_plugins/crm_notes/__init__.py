@@ -102,3 +102,22 @@ def crm_records_written(app, actor_id, object, ids, fields):
     # Counts what it heard, so a test can see the fixture plugin is called too.
     heard = app.extensions.setdefault("notes_written", {})
     heard[object] = heard.get(object, 0) + len(ids)
+
+
+@hookimpl
+def crm_register_assignment_targets(app):
+    from crm_core.assignment import AssignmentTarget
+
+    def compile(object_name, block):
+        from crm_notes.models import Note
+
+        class LastAuthor:
+            """A lead goes to whoever last wrote a note titled like its company."""
+
+            def pick(self, values):
+                return (Note.alive(Note.created_by_id).where(Note.title == (values.get("company") or ""))
+                        .order_by(Note.id.desc()).scalar())
+
+        return LastAuthor()
+
+    return [AssignmentTarget("notes", "Author of the company's last note", ("lead",), compile)]
