@@ -942,3 +942,141 @@ def test_an_assignment_target_key_registered_twice_stops_the_start(app_factory, 
     register_plugin(plugin_module("desks", crm_register_assignment_targets))
     with pytest.raises(RegistryError, match=registered_twice("assignment target", "notes", "notes", "desks")):
         app_factory()
+
+
+# -- crm_register_share_targets ---------------------------------------------------------------------
+
+def circles_plugin(circles, name="circles", kind="circle"):
+    """A share target type ``kind``: circles {id: (name, {user ids})}, read on every call."""
+    from crm_core.permissions import ShareTarget
+
+    def crm_register_share_targets(app):
+        return [ShareTarget(
+            kind, "Circle",
+            members=lambda circle_id: set(circles.get(circle_id, ("", set()))[1]),
+            targets_of=lambda user_id: {c for c, (_n, users) in circles.items() if user_id in users},
+            names=lambda actor_id: [(c, n) for c, (n, _u) in sorted(circles.items())])]
+
+    return plugin_module(name, crm_register_share_targets)
+
+
+@pytest.mark.crm_plugins("notes")
+def test_hook_crm_register_share_targets(app_factory, register_plugin):
+    from crm_core.accounts import services as accounts
+    from crm_core.accounts.models import Account
+    from crm_core.org import services as org
+    from crm_core.permissions import Level, engine
+    from crm_core.testing import api_client, make_user
+
+    circles = {}
+    register_plugin(circles_plugin(circles))
+    app = app_factory()
+    with app.app_context():
+        admin = make_user("admin@example.com", "Admin", is_admin=True)
+        rita, bob, tom = (make_user(f"{n}@example.com", n.title()) for n in ("rita", "bob", "tom"))
+        for user in (rita, bob, tom):
+            org.set_roles(user, ["sales_rep"])
+        circles.update({1: ("Alpha", {bob.id}), 2: ("Beta", {rita.id})})
+        mine = accounts.create_account({"name": "Rita's"}, actor_id=rita.id)
+        manager = api_client(app, admin)
+        # Rita's accounts (owned by circle Beta) shared with circle Alpha: Bob reads them.
+        rule = manager.post("/api/v1/access/sharing-rules", json={
+            "object": "account", "name": "Beta to Alpha", "source_type": "circle", "source_id": 2,
+            "target_type": "circle", "target_id": 1, "level": "read"})
+        assert rule.status_code == 201, rule.json
+        assert (rule.json["source_type"], rule.json["target_type"]) == ("circle", "circle")
+
+        def sees(user):
+            flask.g.pop("_crm_access", None)
+            listed = [a.id for a in engine().query(user.id, "account")]
+            level = engine().level(user.id, Account.get_by_id(mine.id))
+            assert (mine.id in listed) == (level >= Level.READ)  # the two forms agree (I1)
+            return level
+
+        assert sees(bob) == Level.READ and sees(tom) == Level.NONE
+        level, reasons = engine().explain(bob.id, Account.get_by_id(mine.id))
+        assert ("sharing_rule", "Beta to Alpha") in {(r.code, r.detail) for r in reasons}
+        # Membership is asked per request: Tom joins Alpha, Bob leaves it; the next request knows.
+        circles[1] = ("Alpha", {tom.id})
+        assert sees(tom) == Level.READ and sees(bob) == Level.NONE
+        # Rita's circle is the source: another member's accounts follow, an outsider's do not.
+        circles[2] = ("Beta", {rita.id, bob.id})
+        bobs = accounts.create_account({"name": "Bob's"}, actor_id=bob.id)
+        flask.g.pop("_crm_access", None)
+        assert engine().level(tom.id, Account.get_by_id(bobs.id)) == Level.READ
+        page = manager.get("/org/access").get_data(as_text=True)
+        assert '<option value="circle:1">Alpha</option>' in page and "Circle Alpha" in page
+        explained = manager.get(f"/api/v1/access/explain?user_id={tom.id}&object=account&record_id={mine.id}")
+        assert {"level": "read", "code": "sharing_rule", "detail": "Beta to Alpha"} in explained.json["reasons"]
+
+
+@pytest.mark.crm_plugins("notes")
+def test_a_sharing_rule_names_a_group_its_share_target_offers(app_factory, register_plugin):
+    from crm_core.org.models import SharingRule
+    from crm_core.testing import api_client, make_user
+
+    register_plugin(circles_plugin({1: ("Alpha", set())}))
+    app = app_factory()
+    with app.app_context():
+        admin = make_user("admin@example.com", "Admin", is_admin=True, locale="vi")
+        manager = api_client(app, admin)
+        missing = manager.post("/api/v1/access/sharing-rules", json={
+            "object": "account", "name": "Nowhere", "field": "industry", "values": ["retail"],
+            "target_type": "circle", "target_id": 7, "level": "read"})
+        assert missing.status_code == 422
+        assert missing.json["error"]["fields"]["target_id"] == ["Hãy chọn một trong các nhóm được cung cấp cho “Circle”."]
+        unknown = manager.post("/api/v1/access/sharing-rules", json={
+            "object": "account", "name": "Nowhere", "field": "industry", "values": ["retail"],
+            "target_type": "galaxy", "target_id": 1, "level": "read"})
+        assert unknown.status_code == 422 and "target_id" in unknown.json["error"]["fields"]
+        form = manager.post("/org/access/rules", data={
+            "object": "account", "name": "Form", "kind": "criteria", "field": "industry",
+            "values": "retail", "target": "circle:9", "level": "read"})
+        assert form.status_code == 422
+        assert "Hãy chọn một trong các nhóm được cung cấp cho “Circle”." in form.get_data(as_text=True)
+        assert not SharingRule.select().exists()
+
+
+@pytest.mark.crm_plugins("notes")
+def test_a_share_target_type_registered_twice_or_named_like_a_core_one_stops_the_start(app_factory, register_plugin):
+    register_plugin(circles_plugin({}, name="circles"))
+    register_plugin(circles_plugin({}, name="rings"))
+    with pytest.raises(RegistryError, match=registered_twice("share target type", "circle", "circles", "rings")):
+        app_factory()
+
+
+@pytest.mark.crm_plugins("notes")
+def test_a_share_target_cannot_take_a_core_group_type(app_factory, register_plugin):
+    register_plugin(circles_plugin({}, kind="team"))
+    with pytest.raises(RegistryError, match="share target type 'team' is the core's own"):
+        app_factory()
+
+
+@pytest.mark.crm_plugins("notes")
+def test_a_failing_share_target_gives_nobody(app_factory, register_plugin, caplog):
+    from crm_core.accounts import services as accounts
+    from crm_core.org import services as org
+    from crm_core.permissions import Level, ShareTarget, engine
+    from crm_core.testing import make_user
+
+    def broken(_id):
+        raise RuntimeError("directory down")
+
+    def crm_register_share_targets(app):
+        return [ShareTarget("circle", "Circle", members=broken, targets_of=broken,
+                            names=lambda actor_id: [(1, "Alpha")])]
+
+    register_plugin(plugin_module("circles", crm_register_share_targets))
+    app = app_factory()
+    with app.app_context():
+        rita, bob = make_user("rita@example.com", "Rita"), make_user("bob@example.com", "Bob")
+        for user in (rita, bob):
+            org.set_roles(user, ["sales_rep"])
+        account = accounts.create_account({"name": "Rita's"}, actor_id=rita.id)
+        org.create_sharing_rule("account", "To Alpha", "circle", 1, Level.EDIT, source_type="user",
+                                source_id=rita.id)
+        flask.g.pop("_crm_access", None)
+        with caplog.at_level(logging.ERROR, logger="crm.access"):
+            assert engine().level(bob.id, account) == Level.NONE
+            assert account.id not in [a.id for a in engine().query(bob.id, "account")]
+        assert "share target circle: targets_of" in caplog.text
