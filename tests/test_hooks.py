@@ -1080,3 +1080,40 @@ def test_a_failing_share_target_gives_nobody(app_factory, register_plugin, caplo
             assert engine().level(bob.id, account) == Level.NONE
             assert account.id not in [a.id for a in engine().query(bob.id, "account")]
         assert "share target circle: targets_of" in caplog.text
+
+
+# -- crm_demo_data ------------------------------------------------------------------------------------
+
+@pytest.mark.crm_plugins("notes")
+def test_hook_crm_demo_data(app_factory, register_plugin):
+    from crm_core.accounts.models import Account
+    from crm_core.demo import load_demo
+    from crm_notes.models import Note
+
+    heard = []
+
+    def crm_demo_data(app, seed):
+        # After the core's demo data and after notes (which it requires).
+        heard.append((seed, Account.alive().count() > 0, Note.alive().count()))
+
+    register_plugin(plugin_module("later", crm_demo_data))
+    app = app_factory()
+    with app.app_context():
+        load_demo("a demo pass phrase 2026", seed=7)
+        load_demo("a demo pass phrase 2026", seed=7)
+        assert Note.alive().where(Note.title == "Welcome to the demo").count() == 1
+        assert Note.get(Note.title == "Welcome to the demo").body == "seed 7"
+    assert heard == [(7, True, 1), (7, True, 1)]
+
+
+@pytest.mark.crm_plugins("notes")
+def test_a_failing_demo_data_hook_stops_the_demo(app_factory, register_plugin):
+    from crm_core.demo import load_demo
+
+    def crm_demo_data(app, seed):
+        raise RuntimeError("no demo today")
+
+    register_plugin(plugin_module("later", crm_demo_data))
+    app = app_factory()
+    with app.app_context(), pytest.raises(RuntimeError, match="no demo today"):
+        load_demo("a demo pass phrase 2026")

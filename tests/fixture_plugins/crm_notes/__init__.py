@@ -121,3 +121,13 @@ def crm_register_assignment_targets(app):
         return LastAuthor()
 
     return [AssignmentTarget("notes", "Author of the company's last note", ("lead",), compile)]
+
+
+@hookimpl
+def crm_demo_data(app, seed):
+    # Idempotent: the demo note is added once, however often `crm demo` runs.
+    from crm_core.records import create_record
+    from crm_notes.models import Note
+
+    if not Note.alive().where(Note.title == "Welcome to the demo").exists():
+        create_record(Note, title="Welcome to the demo", body=f"seed {seed}")
