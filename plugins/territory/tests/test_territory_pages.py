@@ -579,3 +579,24 @@ def test_the_demo_territories_are_made_once_and_place_the_demo_records(app):
     south = next(t for t in tree.by_id.values() if t.name == "South Vietnam")
     members = {User.get_by_id(m.user_id).email for m in services.members_of(south)}
     assert members == {"nguyen.van.an@example.com"}
+
+
+def test_the_funnel_by_territory_counts_what_is_placed_there_and_the_reader_may_see(app, world):
+    from crm_core.testing import api_client
+
+    def stages(user, value):
+        answer = api_client(app, user).get(f"/api/v1/reports/funnel?dimension=territory&value={value}")
+        assert answer.status_code == 200, answer.get_json()
+        return sum(stage["count"] for stage in answer.get_json()["stages"])
+
+    assert stages(world["admin"], world["ids"]["poland"]) == 1
+    assert stages(world["admin"], world["ids"]["south"]) == 1
+    assert stages(world["rita"], world["ids"]["poland"]) == 0  # Bob's deal stays hidden
+    assert stages(world["rita"], world["ids"]["south"]) == 1
+    # The dimension is where an account is placed: the deepest territory, not those above it.
+    assert stages(world["admin"], world["ids"]["europe"]) == 0
+    europe, _ = page_and_token(signed_in(app, world["admin"]), f"{BASE}/territories/{world['ids']['europe']}")
+    assert "The funnel of the records placed in this territory itself" in europe
+    html, _ = page_and_token(signed_in(app, world["admin"]),
+                             f"/reports/funnel?dimension=territory&value={world['ids']['poland']}")
+    assert "Poland" in html
