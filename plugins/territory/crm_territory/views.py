@@ -19,12 +19,13 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup
+from peewee import fn
 
 from crm_core.errors import UserError, VersionConflict
 from crm_core.permissions import engine
 from crm_core.users.models import User
 from crm_territory import reporting, services
-from crm_territory.models import TerritoryRealignment, TerritoryRecord
+from crm_territory.models import TerritoryMember, TerritoryRealignment, TerritoryRecord
 
 blueprint = Blueprint("territory_ui", __name__, template_folder="templates")
 
@@ -241,8 +242,9 @@ def index():
     if chosen is not None:
         model_tree = services.tree(chosen.id)
         rows = _tree_rows(model_tree)
-        for territory, _depth in rows:
-            member_counts[territory.id] = len(services.members_of(territory))
+        member_counts = dict(TerritoryMember.select(TerritoryMember.territory_id, fn.COUNT(TerritoryMember.id))
+                             .where(TerritoryMember.territory_id.in_(list(model_tree.by_id) or [0]))
+                             .group_by(TerritoryMember.territory_id).tuples())
         managers = _user_names(t.manager_id for t, _d in rows)
     mine = services.territories_of_user(current_user.id)
     return render_template("crm_territory/index.html", models=models, chosen=chosen, rows=rows,

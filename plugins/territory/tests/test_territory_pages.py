@@ -84,6 +84,7 @@ def test_every_signed_in_user_reads_the_tree_and_the_models(app, world):
     for name in ("World", "Asia", "Vietnam", "South Vietnam", "Europe", "Poland", "Alignment 2026"):
         assert name in html
     assert "Countries: Vietnam (VN)" in html and "Employees: at least 10" in html
+    assert re.search(r"Poland</a></td>\s*<td>[^<]*</td>\s*<td>Maria</td>", html)
     assert "New territory model" not in html and "/edit" not in html and ">Activate<" not in html
     admin, _ = page_and_token(signed_in(app, world["admin"]), BASE + "/")
     assert "New territory model" in admin and f'{BASE}/models/{world["model"].id}/edit' in admin
@@ -375,6 +376,13 @@ def test_a_records_page_shows_its_territory(app, world):
     assert "Placed by the rules of the model “Alignment 2026”." in panel
     deal, _ = page_and_token(browser, f"/opportunities/{world['ritas'].id}")
     assert "It follows its account" in deal
+    from crm_core.leads.services import create_lead
+
+    lead = create_lead({"company": "Ba Son", "last_name": "Lê", "country": "VN", "region": "Hồ Chí Minh"},
+                       actor_id=world["rita"].id)
+    demo.place(world["model"])
+    lead_page, _ = page_and_token(browser, f"/leads/{lead.id}")
+    assert ">South Vietnam</a>" in lead_page and "Placed by the rules" in lead_page
     admin = signed_in(app, world["admin"])
     nowhere, _ = page_and_token(admin, f"/accounts/{world['nowhere'].id}")
     assert "Not placed in any territory of the model “Alignment 2026”." in nowhere
