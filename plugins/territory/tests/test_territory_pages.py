@@ -608,3 +608,29 @@ def test_the_funnel_by_territory_counts_what_is_placed_there_and_the_reader_may_
     html, _ = page_and_token(signed_in(app, world["admin"]),
                              f"/reports/funnel?dimension=territory&value={world['ids']['poland']}")
     assert "Poland" in html
+
+
+def test_the_criteria_editor_offers_the_custom_fields_of_accounts_and_leads(app, world):
+    from crm_core.customfields.services import create_field
+
+    create_field({"object": "account", "key": "fleet", "type": "number", "labels": {"en": "Fleet size", "pl": "Flota"}})
+    create_field({"object": "lead", "key": "segment", "type": "choice", "labels": {"en": "Segment"},
+                  "choices": [{"value": "smb", "labels": {"en": "Small business"}},
+                              {"value": "ent", "labels": {"en": "Enterprise"}}]})
+    create_field({"object": "account", "key": "logo", "type": "date", "labels": {"en": "Founded"}})
+    browser = signed_in(app, world["admin"])
+    path = f"{BASE}/models/{world['model'].id}/territories/new"
+    html, token = page_and_token(browser, path)
+    assert "Fleet size" in html and 'name="custom.fleet.min"' in html and 'name="custom.segment"' in html
+    assert "Founded" not in html  # a date cannot decide a territory
+    bad = browser.post(path, data={"csrf_token": token, "name": "Fleets", "access_level": "edit",
+                                   "custom.fleet.min": "lots"})
+    assert bad.status_code == 422 and 'id="e-criteria.custom.fleet"' in bad.get_data(as_text=True)
+    assert not Territory.select().where(Territory.name == "Fleets").exists()
+    made = browser.post(path, data={"csrf_token": token, "name": "Fleets", "access_level": "edit",
+                                    "custom.fleet.min": "10", "custom.segment": "ent\nsmb"})
+    assert made.status_code == 302
+    fleets = Territory.get(Territory.name == "Fleets")
+    assert json.loads(fleets.criteria) == {"custom.fleet": {"min": 10}, "custom.segment": ["ent", "smb"]}
+    page, _ = page_and_token(browser, made.headers["Location"])
+    assert "Fleet size: at least 10" in page and "Segment: Enterprise, Small business" in page
