@@ -25,7 +25,7 @@ from crm_core.errors import UserError, VersionConflict
 from crm_core.permissions import engine
 from crm_core.users.models import User
 from crm_territory import reporting, services
-from crm_territory.models import TerritoryMember, TerritoryRealignment, TerritoryRecord
+from crm_territory.models import PLACED_OBJECTS, TerritoryMember, TerritoryRealignment, TerritoryRecord
 
 blueprint = Blueprint("territory_ui", __name__, template_folder="templates")
 
@@ -614,9 +614,22 @@ def placement_of(object_name, record, model_id):
     return (territory, row.source) if territory is not None else None
 
 
+def placeable_territories(user_id, model_tree):
+    """[(id, path text)] of the territories of the tree where ``user_id`` may place records
+    by hand: all with ``territory.manage``, else those they manage and those below them."""
+    everywhere = engine().has_permission(user_id, services.MANAGE)
+    out = []
+    for territory, _depth in _tree_rows(model_tree):
+        path_ids = model_tree.path_ids(territory.id)
+        if everywhere or any(model_tree.by_id[t].manager_id == user_id for t in path_ids):
+            out.append((territory.id, " › ".join(model_tree.by_id[t].name for t in path_ids)))
+    return out
+
+
 def page_slot(slot, actor, context):
     """On a record's page (the page is drawn only for a reader of the record): where the
-    active model places it."""
+    active model places it, and for who may, placing it by hand or giving it back to the
+    rules (accounts and leads: contacts and opportunities follow their account)."""
     if slot != "record_panels" or actor is None or context.get("object") not in PANEL_OBJECTS:
         return None
     record = context.get("record")
@@ -624,11 +637,73 @@ def page_slot(slot, actor, context):
     if record is None or model is None:
         return None
     placement = placement_of(context["object"], record, model.id)
-    path = []
-    if placement is not None:
-        model_tree = services.tree(model.id)
-        path = [model_tree.by_id[t] for t in model_tree.path_ids(placement[0].id)]
+    model_tree = services.tree(model.id)
+    path = [model_tree.by_id[t] for t in model_tree.path_ids(placement[0].id)] if placement is not None else []
+    placed_itself = context["object"] in PLACED_OBJECTS
+    choices = placeable_territories(actor.id, model_tree) if placed_itself else []
+    to_rules = (placement is not None and placement[1] == "manual" and placed_itself
+                and services.may_manage_members(actor.id, placement[0]))
     return Markup(render_template("crm_territory/record_panel.html", placement=placement, path=path,
-                                  model=model, follows=context["object"] in ("contact",
-                                                                                              "opportunity")))
+                                  model=model, follows=not placed_itself, object_name=context["object"],
+                                  record=record, choices=choices, to_rules=to_rules))
 
+
+def _placed_record_or_404(object_name, record_id):
+    """A record of ``object_name`` (account or lead) the reader may read, else 404."""
+    from crm_territory.placement import object_model
+
+    if object_name not in PLACED_OBJECTS:
+        abort(404)
+    record_model = object_model(object_name)
+    record = engine().query(current_user.id, object_name).where(record_model.id == record_id).first()
+    if record is None:
+        abort(404)
+    return record
+
+
+def _back_to_record(object_name, record_id):
+    return redirect(url_for(f"{object_name}s.detail", record_id=record_id) + "#territory-heading")
+
+
+@blueprint.post("/records/<object_name>/<int:record_id>/place", endpoint="place_by_hand")
+def place_by_hand(object_name, record_id):
+    """Place a record by hand in a territory of the active model (the rules and realignment
+    then leave it there)."""
+    from crm_territory import placement
+
+    _placed_record_or_404(object_name, record_id)
+    territory = services.get_territory(_int(request.form.get("territory_id")) or 0)
+    model = services.active_model()
+    if territory is None or model is None or territory.model_id != model.id:
+        abort(404)
+    if not placement.may_place_by_hand(current_user.id, territory):
+        abort(403)
+    try:
+        placement.place_by_hand(object_name, record_id, territory, actor_id=current_user.id)
+    except UserError as problem:
+        flash(" ".join(_problems(problem).values()), "error")
+        return _back_to_record(object_name, record_id)
+    flash(_("It is now placed by hand in “%(name)s”.", name=territory.name), "success")
+    return _back_to_record(object_name, record_id)
+
+
+@blueprint.post("/records/<object_name>/<int:record_id>/rules", endpoint="back_to_rules")
+def back_to_rules(object_name, record_id):
+    """Give a record placed by hand in the active model back to the rules."""
+    from crm_territory import placement
+
+    _placed_record_or_404(object_name, record_id)
+    model = services.active_model()
+    row = placement.placement_of(model.id, object_name, record_id) if model is not None else None
+    if row is None or row.source != "manual":
+        abort(404)
+    territory = services.get_territory(row.territory_id)
+    if not (may_manage() or (territory is not None and placement.may_place_by_hand(current_user.id, territory))):
+        abort(403)
+    try:
+        placement.back_to_rules(object_name, record_id, model.id, actor_id=current_user.id)
+    except UserError as problem:
+        flash(" ".join(_problems(problem).values()), "error")
+        return _back_to_record(object_name, record_id)
+    flash(_("It is placed by the rules again."), "success")
+    return _back_to_record(object_name, record_id)

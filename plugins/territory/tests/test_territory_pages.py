@@ -519,8 +519,11 @@ def test_every_page_is_translated_into_every_language(app, world):
 
     from crm_territory import realign
 
+    from crm_territory import placement
+
     realign.preview(world["model"], world["admin"].id)
     run = realign.start(world["model"], world["admin"].id)
+    placement.place_by_hand("account", world["minh_an"].id, Territory.get_by_id(world["ids"]["poland"]))
     plan = services.create_model("Plan 2027")
     services.create_territory(plan.id, "Everything", criteria={"industry": ["Retail"], "postal_code": [["1", "2"]]})
     ids = world["ids"]
@@ -634,3 +637,38 @@ def test_the_criteria_editor_offers_the_custom_fields_of_accounts_and_leads(app,
     assert json.loads(fleets.criteria) == {"custom.fleet": {"min": 10}, "custom.segment": ["ent", "smb"]}
     page, _ = page_and_token(browser, made.headers["Location"])
     assert "Fleet size: at least 10" in page and "Segment: Enterprise, Small business" in page
+
+
+def test_a_record_is_placed_by_hand_from_its_page_and_given_back_to_the_rules(app, world):
+    account = world["minh_an"]
+
+    def row():
+        return TerritoryRecord.get((TerritoryRecord.model_id == world["model"].id)
+                                   & (TerritoryRecord.object == "account") & (TerritoryRecord.record_id == account.id))
+
+    # Rita reads her account but manages no territory: no form, and a post is refused.
+    rita = signed_in(app, world["rita"])
+    html, rita_token = page_and_token(rita, f"/accounts/{account.id}")
+    assert "Place by hand in" not in html
+    place = f"{BASE}/records/account/{account.id}/place"
+    assert rita.post(place, data={"csrf_token": rita_token, "territory_id": str(world["ids"]["poland"])}).status_code == 403
+    # Maria manages Poland: she may place there, not in Vietnam; Bob's record she cannot read is a 404.
+    maria = signed_in(app, world["maria"])
+    html, token = page_and_token(maria, f"/accounts/{account.id}")
+    choices = html.split('id="f-territory-place"', 1)[1].split("</select>", 1)[0]
+    assert "World › Europe › Poland" in choices and "Vietnam" not in choices
+    assert maria.post(place, data={"csrf_token": token, "territory_id": str(world["ids"]["south"])}).status_code == 403
+    assert maria.post(f"{BASE}/records/account/{world['nowhere'].id}/place",
+                      data={"csrf_token": token, "territory_id": str(world["ids"]["poland"])}).status_code == 404
+    assert maria.post(f"{BASE}/records/opportunity/{world['ritas'].id}/place",
+                      data={"csrf_token": token, "territory_id": str(world["ids"]["poland"])}).status_code == 404
+    assert (row().territory_id, row().source) == (world["ids"]["south"], "rule")
+    moved = maria.post(place, data={"csrf_token": token, "territory_id": str(world["ids"]["poland"])})
+    assert moved.status_code == 302 and moved.headers["Location"].endswith(f"/accounts/{account.id}#territory-heading")
+    assert (row().territory_id, row().source) == (world["ids"]["poland"], "manual")
+    html, token = page_and_token(maria, f"/accounts/{account.id}")
+    assert "Placed by hand in the model" in html and "Give it back to the rules" in html
+    assert rita.post(f"{BASE}/records/account/{account.id}/rules", data={"csrf_token": rita_token}).status_code == 403
+    assert maria.post(f"{BASE}/records/account/{account.id}/rules", data={"csrf_token": token}).status_code == 302
+    assert (row().territory_id, row().source) == (world["ids"]["south"], "rule")
+    assert maria.post(f"{BASE}/records/account/{account.id}/rules", data={"csrf_token": token}).status_code == 404
