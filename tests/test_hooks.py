@@ -901,7 +901,7 @@ def test_an_assignment_rule_names_exactly_one_assignee_and_a_target_serving_its_
             "object": "lead", "name": "Both", "target": "notes", "owner_id": admin.id})
         assert both.status_code == 422
         assert both.json["error"]["fields"]["owner_id"] == [
-            "Podaj dokładnie jedno: właściciela, grupę rotacyjną albo cel."]
+            "Podaj dokładnie jedno: opiekuna, grupę rotacyjną albo cel przydziału z wtyczki."]
         wrong_object = manager.post("/api/v1/assignment/rules", json={
             "object": "lead", "name": "Accounts only", "target": "account_desk"})
         assert wrong_object.status_code == 422
