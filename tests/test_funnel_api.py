@@ -274,3 +274,16 @@ def test_the_openapi_document_describes_the_funnel_dimension(app, world):
     spec = api_client(app, world["admin"]).get("/api/v1/openapi.json").get_json()
     names = {p["name"] for p in spec["paths"]["/api/v1/reports/funnel"]["get"]["parameters"]}
     assert {"dimension", "value"} <= names
+
+
+def test_a_computed_dimension_compares_its_value_as_text(app, world):
+    opps.create_opportunity({"name": "May deal", "account_id": accounts.create_account(
+        {"name": "Omsk"}, actor_id=world["rita"].id).id, "owner_id": world["rita"].id,
+        "amount": Decimal("10"), "stage_id": world["stage"]("qualified").id,
+        "expected_close_date": datetime.date(2026, 5, 20)}, actor_id=world["rita"].id)
+    g.pop("_crm_access", None)
+    client = api_client(app, world["rita"])
+    may = client.get("/api/v1/reports/funnel?dimension=close_month&value=2026-05").get_json()
+    assert (may["total_count"], may["total_amount"]) == (1, "10")
+    number = client.get("/api/v1/reports/funnel?dimension=close_month&value=7")
+    assert number.status_code == 200 and number.get_json()["total_count"] == 0
