@@ -901,7 +901,7 @@ def test_an_assignment_rule_names_exactly_one_assignee_and_a_target_serving_its_
             "object": "lead", "name": "Both", "target": "notes", "owner_id": admin.id})
         assert both.status_code == 422
         assert both.json["error"]["fields"]["owner_id"] == [
-            "Podaj dokładnie jedno: właściciela, grupę rotacyjną albo cel."]
+            "Podaj dokładnie jedno: opiekuna, grupę rotacyjną albo cel przydziału z wtyczki."]
         wrong_object = manager.post("/api/v1/assignment/rules", json={
             "object": "lead", "name": "Accounts only", "target": "account_desk"})
         assert wrong_object.status_code == 422
@@ -1117,3 +1117,29 @@ def test_a_failing_demo_data_hook_stops_the_demo(app_factory, register_plugin):
     app = app_factory()
     with app.app_context(), pytest.raises(RuntimeError, match="no demo today"):
         load_demo("a demo pass phrase 2026")
+
+
+@pytest.mark.crm_plugins("notes")
+def test_records_written_by_a_bulk_edit_and_a_merge(app, written):
+    from crm_core.accounts import services as accounts
+    from crm_core.duplicates.merge import merge
+    from crm_core.opportunities import services as opportunities
+    from crm_core.testing import api_client
+
+    rep = _sales_rep()
+    one = accounts.create_account({"name": "Alpha"}, actor_id=rep.id)
+    two = accounts.create_account({"name": "Alpha Ltd"}, actor_id=rep.id)
+    contact = accounts.create_contact({"account_id": two.id, "last_name": "Nowak"}, actor_id=rep.id)
+    deals = [opportunities.create_opportunity({"name": f"Deal {i}", "account_id": one.id}, actor_id=rep.id)
+             for i in range(2)]
+    listener = written()
+    done = api_client(app, rep).post("/api/v1/opportunities/bulk", json={
+        "ids": [d.id for d in deals], "changes": {"probability": 55}})
+    assert done.status_code == 200 and done.json["changed"] == 2, done.json
+    # Each opportunity of a bulk edit is its own write (one that fails keeps its values).
+    assert listener.calls == [("opportunity", [deals[0].id], {"probability"}, rep.id),
+                              ("opportunity", [deals[1].id], {"probability"}, rep.id)]
+    listener.calls.clear()
+    merge("account", one, two, actor_id=rep.id, take=("name",))
+    assert ("contact", [contact.id], {"account_id"}, rep.id) in listener.calls
+    assert ("account", [one.id], {"name"}, rep.id) in listener.calls

@@ -256,7 +256,14 @@ def restriction(user_id, key, raw):
                         fields={name: _l("You cannot filter or sort by this field.") for name in hidden})
     column = spec.column(vendor())
     value = _dimension_value(column, raw)
-    condition = column.is_null() if value is None else (column == value)
+    if value is None:
+        condition = column.is_null()
+    elif isinstance(column, peewee.Field):
+        condition = column == value
+    else:
+        # A computed dimension (a month, a plugin's subquery): its type is unknown here, and
+        # PostgreSQL compares text with a number only by a cast; text = text works for both.
+        condition = peewee.Cast(column, "TEXT") == value
     names = spec.names([value], user_id) if spec.names is not None and value is not None else {}
     label = None if value is None else str(names.get(value, value))
     return Restriction(key, str(spec.label), value, condition, spec.join, label)
@@ -264,8 +271,7 @@ def restriction(user_id, key, raw):
 
 def _dimension_value(column, raw):
     """``raw`` (query text) as the dimension's column holds it: a field converts it (an id
-    of a foreign key is a number); a computed dimension takes a whole number as one (ids
-    such as a territory's) and anything else as text."""
+    of a foreign key is a number); a computed dimension compares it as text."""
     text = (raw or "").strip()
     if not text:
         return None
@@ -280,8 +286,6 @@ def _dimension_value(column, raw):
         except (ValueError, TypeError, ArithmeticError, FieldValueError):
             raise UserError(_l("“%(value)s” is not a value of this dimension.", value=text[:100]),
                             field="value", code="unknown_dimension") from None
-    if re.fullmatch(r"-?\d{1,18}", text):
-        return int(text)
     return text
 
 
