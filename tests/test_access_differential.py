@@ -14,11 +14,20 @@ higher level, count, sum of amounts) and its per-record level agree with the
 reference: I1 (one decision, two forms), I8 (the next request sees every change)
 and I12 (changing the owner removes manual shares).
 
+With the territory plugin on (as here), each organisation also has a territory model
+(0-4 territories in a tree with read or edit levels and managers, some deleted; members,
+several per rep; the core accounts placed in them), active or in planning, and a second
+model in planning that places every account in one territory everyone belongs to; the
+core accounts and contacts mirror the fixture ones and are compared too (territory grants
+are on the core objects), through changes of members, managers, levels, placements and a
+switch-over to the second model.
+
 Each example runs in one transaction rolled back at its end (ids restart at 1, so
 user 1, team 1 and department 1 coexist); sizes are chosen so that the file runs in
-about a minute on 2 cores. A failure lists every mismatch (user, record, reference
-level and reasons, engine level and explain() reasons), the organisation and the
-example to replay; CRM_HYPOTHESIS_SHRINK=1 also shrinks it (slow).
+about a minute on 2 cores (the territory part adds about half). A failure lists every
+mismatch (user, record, reference level and reasons, engine level and explain()
+reasons), the organisation and the example to replay; CRM_HYPOTHESIS_SHRINK=1 also
+shrinks it (slow).
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from flask import g
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from crm_core.accounts.models import Account, Contact
 from crm_core.db import utcnow, vendor
 from crm_core.org import services as org
 from crm_core.org.models import Department, RecordShare, Role, SharingRule, Team, UserRole
@@ -42,8 +52,10 @@ from crm_core.testing import reset_database
 from crm_core.users.models import User
 from crm_core.users.services import UserError, create_user, set_active
 from crm_fx.models import FxAccount, FxContact
+from crm_territory import services as territory_services
+from crm_territory.models import Territory, TerritoryMember, TerritoryModel, TerritoryRecord
 
-pytestmark = pytest.mark.crm_plugins("fx")
+pytestmark = pytest.mark.crm_plugins("fx", "territory")
 
 
 # =================================================================================================
@@ -61,9 +73,17 @@ DEFAULT_ACCESS = {"private": NONE, "read": READ, "read_write": EDIT}
 OBJECT_FIELDS = {
     "fx_account": {"name": str, "owner_id": int, "industry": str, "amount": Decimal},
     "fx_contact": {"name": str, "owner_id": int, "account_id": int},
+    "account": {"name": str, "owner_id": int},
+    "contact": {"name": str, "owner_id": int, "account_id": int},
 }
 # Implicit parent read: (child object, the child's field pointing at the parent).
-CHILDREN = {"fx_account": [("fx_contact", "account_id")], "fx_contact": []}
+CHILDREN = {"fx_account": [("fx_contact", "account_id")], "fx_contact": [],
+            "account": [("contact", "account_id")], "contact": []}
+# The objects territories grant on (the core's): accounts by their own placement, contacts
+# by their account's. A territory manager's level (the plugin's default manager_level).
+TERRITORY_OBJECTS = ("account", "contact")
+TERRITORY_LEVELS = {"read": READ, "edit": EDIT}
+MANAGER_LEVEL = EDIT
 
 
 @dataclass
@@ -109,6 +129,15 @@ class RShare:
 
 
 @dataclass
+class RTerritory:
+    model: str  # "main" or "other"
+    parent: int | None = None
+    level: int = EDIT  # the access level of its members on its records
+    manager: int | None = None
+    deleted: bool = False
+
+
+@dataclass
 class World:
     users: dict = field(default_factory=dict)  # id -> RUser
     departments: dict = field(default_factory=dict)  # id -> RDepartment
@@ -117,7 +146,12 @@ class World:
     defaults: dict = field(default_factory=dict)  # object -> (access, managers_inherit)
     rules: list = field(default_factory=list)
     shares: list = field(default_factory=list)
-    records: dict = field(default_factory=lambda: {"fx_account": {}, "fx_contact": {}})
+    records: dict = field(default_factory=lambda: {"fx_account": {}, "fx_contact": {},
+                                                   "account": {}, "contact": {}})
+    territories: dict = field(default_factory=dict)  # id -> RTerritory
+    territory_members: set = field(default_factory=set)  # (territory id, user id)
+    placements: dict = field(default_factory=dict)  # (model, account id) -> territory id
+    active_model: str | None = None  # "main", "other" or None
 
 
 def permissions(world, uid, obj):
@@ -185,6 +219,27 @@ def members(world, target):
     raise ValueError(kind)
 
 
+def territory_level(world, uid, obj, rid):
+    """The territory grant: a member of the record's territory or of one above it gets the
+    record's territory's level, the manager of one of them MANAGER_LEVEL (active model only;
+    the way up stops at a deleted territory)."""
+    if obj not in TERRITORY_OBJECTS or world.active_model is None:
+        return NONE
+    record = world.records[obj][rid]
+    account_id = rid if obj == "account" else record.value("account_id")
+    placed = world.placements.get((world.active_model, account_id))
+    best, current, seen = NONE, placed, set()
+    while current is not None and current not in seen and not world.territories[current].deleted:
+        seen.add(current)
+        territory = world.territories[current]
+        if (current, uid) in world.territory_members:
+            best = max(best, world.territories[placed].level)
+        if territory.manager == uid:
+            best = max(best, MANAGER_LEVEL)
+        current = territory.parent
+    return best
+
+
 def rule_matches(world, rule, record):
     if rule.source is not None:
         return record.owner in members(world, rule.source)
@@ -226,6 +281,9 @@ def level(world, uid, obj, rid):
     for share in world.shares:
         if share.object == obj and share.record_id == rid and uid in members(world, share.target):
             grants.append((share.level, f"share to {share.target}"))
+    territory = territory_level(world, uid, obj, rid)
+    if territory:
+        grants.append((territory, "territory"))
     for child, link in CHILDREN[obj]:
         for child_id, child_record in world.records[child].items():
             if child_record.value(link) == rid and level(world, uid, child, child_id)[0] >= READ:
@@ -408,12 +466,41 @@ def test_reference_counts_and_sums():
     assert amount_sum(world, 5) is None
 
 
+def test_reference_territories():
+    """World 20 > Asia 21 (manager boss 1) > South 22 (read); World > Poland 23 (edit).
+    ann 3 is in South, cat 5 in Poland and in World; accounts are owned by bob 4."""
+    world = company()
+    world.territories = {20: RTerritory("main"), 21: RTerritory("main", 20, EDIT, manager=1),
+                         22: RTerritory("main", 21, READ), 23: RTerritory("main", 20, EDIT),
+                         30: RTerritory("other")}
+    world.territory_members = {(22, 3), (23, 5), (20, 5), (30, 2)}
+    world.records["account"] = {100: RRecord(4), 101: RRecord(4), 102: RRecord(4)}
+    world.records["contact"] = {200: RRecord(4, {"account_id": 101}), 201: RRecord(4, {"account_id": None})}
+    world.placements = {("main", 100): 22, ("main", 101): 23, ("other", 100): 30, ("other", 101): 30}
+    assert levels_of(world, "account", 100) == {1: ALL, 2: NONE, 3: NONE, 4: ALL, 5: NONE}  # no model active
+    world.active_model = "main"
+    # Members: the record's territory's level, from their territory or one above it;
+    # boss manages Asia: the manager level on South (read for its members).
+    assert levels_of(world, "account", 100) == {1: ALL, 2: NONE, 3: READ, 4: ALL, 5: READ}
+    assert levels_of(world, "account", 101) == {1: ALL, 2: NONE, 3: NONE, 4: ALL, 5: EDIT}
+    assert levels_of(world, "contact", 200) == {1: ALL, 2: NONE, 3: NONE, 4: ALL, 5: EDIT}
+    assert levels_of(world, "contact", 201)[5] == NONE and levels_of(world, "account", 102)[5] == NONE
+    world.territories[21].manager = 2  # lead manages Asia now: EDIT on South's records
+    assert levels_of(world, "account", 100)[2] == EDIT
+    world.territories[21].deleted = True  # the way up stops at a deleted territory
+    assert levels_of(world, "account", 100) == {1: ALL, 2: NONE, 3: READ, 4: ALL, 5: NONE}
+    world.active_model = "other"  # the switch-over: only the active model grants
+    assert levels_of(world, "account", 100) == {1: ALL, 2: EDIT, 3: NONE, 4: ALL, 5: NONE}
+
+
 # =================================================================================================
 # Random organisations
 # =================================================================================================
 
 ROLE_KEYS = ("administrator", "sales_manager", "sales_rep", "auditor")
 OBJECTS = {"fx_account": FxAccount, "fx_contact": FxContact}
+# Every object compared: the fixture ones, and the core's on which territories grant.
+COMPARED = {**OBJECTS, "account": Account, "contact": Contact}
 TARGET_TYPES = ("user", "team", "department", "department_tree")
 INDUSTRIES = ("retail", "mining", "Retail")
 AMOUNTS = ("0", "10", "10.5", "99.99", "-3.25")
@@ -487,6 +574,19 @@ def organisations(draw):
                 for _ in range(draw(st.integers(0, 4)))]
     counts = {"fx_account": n_accounts, "fx_contact": len(contacts)}
     with_records = [name for name, count in counts.items() if count]
+    # The territory model: a tree (a parent comes first), levels, managers, members (a rep
+    # may be in several), where each core account is placed (None: nowhere).
+    n_territories = draw(st.integers(0, 4))
+    territory_index = st.integers(0, n_territories - 1) if n_territories else st.none()
+    territories = {
+        "active": draw(st.integers(0, 4)) != 0,
+        "tree": [{"parent": draw(st.none() | st.integers(0, i - 1)) if i else None,
+                  "level": draw(st.sampled_from(("read", "edit"))), "manager": draw(st.none() | user_index),
+                  "deleted": draw(st.integers(0, 7)) == 7} for i in range(n_territories)],
+        "members": draw(st.lists(st.tuples(territory_index, user_index), max_size=4, unique=True))
+        if n_territories else [],
+        "placements": [draw(st.none() | territory_index) for _ in range(n_accounts)],
+    }
 
     def rule():
         name = draw(st.sampled_from(("fx_account", "fx_contact")))
@@ -521,12 +621,14 @@ def organisations(draw):
         "contacts": contacts,
         "rules": [rule() for _ in range(draw(st.integers(0, 3)))],
         "shares": [share() for _ in range(draw(st.integers(0, 3)))],
+        "territories": territories,
     }
 
     steps = []
     for _ in range(draw(st.integers(0, 3))):
         kinds = ["move", "owner", "share", "default", "active", "delete", "roles", "rule",
-                 "permission"] + ["head"] * bool(departments) + ["team"] * bool(teams)
+                 "permission", "switch_over"] + ["head"] * bool(departments) + ["team"] * bool(teams) + [
+                 "member", "territory", "place"] * bool(n_territories)
         kind = draw(st.sampled_from(kinds))
         if kind == "move":
             i = draw(user_index)
@@ -550,6 +652,15 @@ def organisations(draw):
         elif kind == "permission":
             step = (kind, draw(st.sampled_from(ROLE_KEYS)), draw(st.sampled_from(tuple(OBJECTS))),
                     draw(permission_flags))
+        elif kind == "switch_over":
+            step = (kind,)
+        elif kind == "member":  # in or out of a territory
+            step = (kind, draw(territory_index), draw(user_index))
+        elif kind == "territory":  # another manager and level
+            step = (kind, draw(territory_index), draw(st.none() | user_index),
+                    draw(st.sampled_from(("read", "edit"))))
+        elif kind == "place":
+            step = (kind, draw(st.integers(0, n_accounts - 1)), draw(st.none() | territory_index))
         else:  # team
             step = (kind, draw(st.integers(0, len(teams) - 1)),
                     draw(st.lists(user_index, max_size=4, unique=True)))
@@ -566,7 +677,10 @@ class Scenario:
         self.example = example  # the plan and the steps, to replay a failure
         self.world = World()
         self.users, self.departments, self.teams = [], [], []
-        self.records = {"fx_account": [], "fx_contact": []}
+        self.records = {"fx_account": [], "fx_contact": [], "account": [], "contact": []}
+        self.territories = []  # ids of the main model's territories, in plan order
+        self.models = {}  # "main"/"other" -> TerritoryModel id
+        self.other_territory = None
         self.checks = 0
 
     def pick(self, pool, index):
@@ -642,6 +756,78 @@ class Scenario:
             self.add_rule(spec)
         for spec in plan["shares"]:
             self.share(spec)
+        self.build_territories(plan)
+
+    def build_territories(self, plan):
+        """The core accounts and contacts (mirrors of the fixture ones: owners, links,
+        deletions) and the two territory models, written as the plugin stores them."""
+        world, spec = self.world, plan["territories"]
+        now = utcnow()
+        for i, account_spec in enumerate(plan["accounts"]):
+            owner = self.users[account_spec["owner"]]
+            rid = Account.insert(name=f"ca{i}", owner_id=owner, version=1, created_at=now, updated_at=now,
+                                 deleted_at=now if account_spec["deleted"] else None).execute()
+            self.records["account"].append(rid)
+            world.records["account"][rid] = RRecord(owner, {"name": f"ca{i}"}, account_spec["deleted"])
+        for i, contact_spec in enumerate(plan["contacts"]):
+            owner = self.users[contact_spec["owner"]]
+            account_id = self.pick(self.records["account"], contact_spec["account"])
+            rid = Contact.insert(last_name=f"cc{i}", owner_id=owner, account=account_id, version=1,
+                                 created_at=now, updated_at=now,
+                                 deleted_at=now if contact_spec["deleted"] else None).execute()
+            self.records["contact"].append(rid)
+            world.records["contact"][rid] = RRecord(owner, {"name": f"cc{i}", "account_id": account_id},
+                                                    contact_spec["deleted"])
+        main = territory_services.create_model("main")
+        other = territory_services.create_model("other")
+        self.models = {"main": main.id, "other": other.id}
+        for i, node in enumerate(spec["tree"]):
+            parent = self.territories[node["parent"]] if node["parent"] is not None else None
+            manager = self.pick(self.users, node["manager"])
+            territory = create_record(Territory, model_id=main.id, parent_id=parent, name=f"T{i}",
+                                      access_level=node["level"], manager_id=manager)
+            if node["deleted"]:
+                soft_delete(territory)
+            self.territories.append(territory.id)
+            world.territories[territory.id] = RTerritory("main", parent, TERRITORY_LEVELS[node["level"]],
+                                                         manager, node["deleted"])
+        for t_index, u_index in spec["members"]:
+            self.set_member(self.territories[t_index], self.users[u_index], True)
+        for a_index, t_index in enumerate(spec["placements"]):
+            if t_index is not None:
+                self.place(a_index, t_index)
+        # The other model: one territory everyone is in, every account placed in it.
+        self.other_territory = create_record(Territory, model_id=other.id, name="Everything").id
+        world.territories[self.other_territory] = RTerritory("other")
+        for uid in self.users:
+            self.set_member(self.other_territory, uid, True)
+        for rid in self.records["account"]:
+            TerritoryRecord.create(model_id=other.id, object="account", record_id=rid,
+                                   territory_id=self.other_territory)
+            world.placements[("other", rid)] = self.other_territory
+        if spec["active"]:
+            territory_services.activate_model(main)
+            world.active_model = "main"
+
+    def set_member(self, territory_id, user_id, member):
+        if member:
+            TerritoryMember.create(territory_id=territory_id, user_id=user_id)
+            self.world.territory_members.add((territory_id, user_id))
+        else:
+            TerritoryMember.delete().where((TerritoryMember.territory_id == territory_id)
+                                           & (TerritoryMember.user_id == user_id)).execute()
+            self.world.territory_members.discard((territory_id, user_id))
+
+    def place(self, account_index, territory_index):
+        """Place the core account (a rule's placement) in the main model; None: nowhere."""
+        rid, model_id = self.records["account"][account_index], self.models["main"]
+        TerritoryRecord.delete().where((TerritoryRecord.model_id == model_id) & (TerritoryRecord.object == "account")
+                                       & (TerritoryRecord.record_id == rid)).execute()
+        self.world.placements.pop(("main", rid), None)
+        if territory_index is not None:
+            territory_id = self.territories[territory_index]
+            TerritoryRecord.create(model_id=model_id, object="account", record_id=rid, territory_id=territory_id)
+            self.world.placements[("main", rid)] = territory_id
 
     # -- changes, each applied to both sides -------------------------------------------
 
@@ -737,6 +923,20 @@ class Scenario:
             tid, member_ids = self.teams[step[1]], {self.users[m] for m in step[2]}
             org.set_team_members(Team.get_by_id(tid), member_ids)
             world.teams[tid] = member_ids
+        elif kind == "switch_over":  # the other model becomes the active one, the main one archived
+            other = TerritoryModel.get_by_id(self.models["other"])
+            if other.state == "planning":
+                territory_services.activate_model(other)
+                world.active_model = "other"
+        elif kind == "member":
+            tid, uid = self.territories[step[1]], self.users[step[2]]
+            self.set_member(tid, uid, (tid, uid) not in world.territory_members)
+        elif kind == "territory":
+            tid, manager = self.territories[step[1]], self.pick(self.users, step[2])
+            Territory.update(manager_id=manager, access_level=step[3]).where(Territory.id == tid).execute()
+            world.territories[tid].manager, world.territories[tid].level = manager, TERRITORY_LEVELS[step[3]]
+        elif kind == "place":
+            self.place(step[1], step[2])
         else:
             raise ValueError(kind)
 
@@ -751,7 +951,9 @@ class Scenario:
             "departments: " + "; ".join(f"{d} parent={x.parent} head={x.head}"
                                         for d, x in w.departments.items()),
             f"teams: {w.teams}", f"permissions: {w.permissions}", f"defaults: {w.defaults}",
-            f"rules: {w.rules}", f"shares: {w.shares}"]
+            f"rules: {w.rules}", f"shares: {w.shares}",
+            f"territories (active model: {w.active_model}): {w.territories}",
+            f"territory members: {sorted(w.territory_members)}", f"placements: {w.placements}"]
         for name, records in w.records.items():
             lines.append(f"{name}: " + "; ".join(
                 f"{rid} owner={r.owner} {r.values}{' deleted' if r.deleted else ''}"
@@ -759,7 +961,7 @@ class Scenario:
         return "\n".join(lines)
 
     def why(self, uid, name, rid):
-        record = OBJECTS[name].get_by_id(rid)
+        record = COMPARED[name].get_by_id(rid)
         got, reasons = engine().explain(uid, record)
         want, because = level(self.world, uid, name, rid)
         return (f"user {uid} on {name} {rid}: reference {LEVEL_NAMES[want]} {because}; "
@@ -770,13 +972,13 @@ class Scenario:
         g.pop("_crm_access", None)  # the next request
         access, world = engine(), self.world
         problems = []
-        records = {name: list(model.select()) for name, model in OBJECTS.items()}
+        records = {name: list(model.select()) for name, model in COMPARED.items()}
         for uid in self.users:
             self.checks += 1
-            lists = [(name, at_least) for name in OBJECTS for at_least in (Level.READ, Level.EDIT)]
+            lists = [(name, at_least) for name in COMPARED for at_least in (Level.READ, Level.EDIT)]
             lists.append(HIGHER_LISTS[self.checks % len(HIGHER_LISTS)])
             for name, at_least in lists:
-                model = OBJECTS[name]
+                model = COMPARED[name]
                 got = {rid for (rid,) in access.query(uid, name, model.id, level=at_least).tuples()}
                 want = selected(world, uid, name, at_least)
                 for rid in sorted(got ^ want):
@@ -801,7 +1003,7 @@ class Scenario:
                            amount_sum(world, uid))
             if total != want:
                 problems.append(f"user {uid}: sum(fx_account.amount) {total!r} != {want!r}")
-            for name, model in OBJECTS.items():
+            for name in COMPARED:
                 for record in records[name]:
                     if access.level(uid, record) != level(world, uid, name, record.id)[0]:
                         problems.append("level() " + self.why(uid, name, record.id))
@@ -821,7 +1023,8 @@ def restart_ids(db):
     if vendor(db) == "postgresql":  # SQLite reuses the ids of rolled-back rows by itself
         db.execute_sql("SELECT " + ", ".join(
             f"setval(pg_get_serial_sequence('\"{model._meta.table_name}\"', 'id'), 1, false)"
-            for model in (User, Department, Team, SharingRule, FxAccount, FxContact)))
+            for model in (User, Department, Team, SharingRule, FxAccount, FxContact, Account, Contact,
+                          TerritoryModel, Territory)))
 
 
 # Shrinking a failure takes minutes (each example is a whole organisation), and the failure

@@ -21,7 +21,7 @@ from crm_core.webforms import services as webforms
 
 TABLE = json.loads((Path(__file__).parent / "personas.json").read_text(encoding="utf-8"))["operations"]
 PERSONAS = ("rep_a", "manager", "rep_b", "admin", "auditor", "anonymous")
-PLUGINS = ("fx",)
+PLUGINS = ("fx", "territory")
 pytestmark = pytest.mark.crm_plugins(*PLUGINS)
 
 
@@ -114,6 +114,25 @@ def build_world(with_password=False):
     from crm_core.analysis.snapshots import take_snapshot, today
 
     take_snapshot()
+    # Territories (issue 7): rep A in South Vietnam, where the customer and the lead are
+    # placed; rep B in another territory (Poland); the manager manages Vietnam, above
+    # rep A's territory. A second model waits in planning.
+    from crm_territory import services as territories
+    from crm_territory.models import TerritoryRecord
+
+    alignment = territories.create_model("2027")
+    world_territory = territories.create_territory(alignment.id, "World")
+    vietnam = territories.create_territory(alignment.id, "Vietnam", parent_id=world_territory.id,
+                                           manager_id=manager.id)
+    south_vietnam = territories.create_territory(alignment.id, "South Vietnam", parent_id=vietnam.id)
+    poland = territories.create_territory(alignment.id, "Poland", parent_id=world_territory.id)
+    territories.activate_model(alignment)
+    territories.add_member(south_vietnam, rep_a.id)
+    territories.add_member(poland, rep_b.id)
+    for object_name, record_id in (("account", customer.id), ("lead", lead.id)):
+        TerritoryRecord.create(model_id=alignment.id, object=object_name, record_id=record_id,
+                               territory_id=south_vietnam.id)
+    next_alignment = territories.create_model("2028")
     people = {"rep_a": rep_a, "manager": manager, "rep_b": rep_b, "admin": admin, "auditor": auditor}
     values = {
         "user_id": rep_a.id, "department_id": spare.id, "team_id": team.id,
@@ -137,6 +156,8 @@ def build_world(with_password=False):
         "stage_ids": [s.id for s in reversed(project_stages)], "reason_id": lost_reason.id,
         "currency_rate_id": currency_rate.id,
         "snapshot_day": today().isoformat(),
+        "model_id": next_alignment.id, "territory_id": south_vietnam.id,
+        "territory_member_id": auditor.id,
     }
     lockable = {"user": rep_a, "department": spare, "record": record, "team": team,
                 "role": org.role_by_key("sales_rep"), "default": org.default_of("fx_account"),
@@ -146,7 +167,8 @@ def build_world(with_password=False):
                 "assignment_rule": assignment_rule, "assignment_group": assignment_group,
                 "rule_set": assignment.rule_set("lead"), "stage_gate": stage_gate,
                 "approval_policy": approvals.policy("opportunity_change"),
-                "opportunity": deal, "pipeline": projects, "stage": project_stages[0], "lost_reason": lost_reason}
+                "opportunity": deal, "pipeline": projects, "stage": project_stages[0], "lost_reason": lost_reason,
+                "territory_model": next_alignment, "territory": south_vietnam}
     return people, values, lockable
 
 

@@ -152,3 +152,12 @@ def crm_demo_data(app, seed):
     from crm_territory.demo import load
 
     load(seed)
+
+
+# -- access (H2): the share target "territory" ----------------------------------------------
+
+@hookimpl
+def crm_register_share_targets(app):
+    from crm_territory.access import share_targets
+
+    return share_targets()

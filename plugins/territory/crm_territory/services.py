@@ -91,6 +91,13 @@ def _description(value, problems):
     return value if isinstance(value, str) else ""
 
 
+def _changed():
+    """Forget this request's territory access answers: the next decision reads the change."""
+    from crm_territory.access import forget
+
+    forget()
+
+
 def _check_version(instance, expected_version):
     if expected_version is not None and int(expected_version) != instance.version:
         raise VersionConflict(type(instance), instance.id, expected_version, instance.version)
@@ -157,6 +164,7 @@ def activate_model(model, actor_id=None, expected_version=None):
                                                      & (TerritoryModel.id != model.id)):
             update_record(previous, {"state": "archived"}, actor_id=actor_id)
         update_record(model, {"state": "active", "activated_at": now}, actor_id=actor_id)
+    _changed()
     return model
 
 
@@ -178,6 +186,7 @@ def delete_model(model, actor_id=None, expected_version=None):
              .where(Territory.id.in_(territory_ids)).execute())
         TerritoryRecord.delete().where(TerritoryRecord.model_id == model.id).execute()
         soft_delete(model, actor_id=actor_id, now=now)
+    _changed()
 
 
 # -- territories ----------------------------------------------------------------------------------------
@@ -280,9 +289,11 @@ def create_territory(model_id, name, parent_id=None, criteria=None, access_level
     if model is not None:
         _unique_among_siblings(name, model.id, parent_id, problems)
     problems.check()
-    return create_record(Territory, actor_id=actor_id, model_id=model.id, parent_id=parent_id, name=name,
-                         description=description, criteria=stored_criteria, access_level=access_level,
-                         manager_id=manager_id, position=position)
+    territory = create_record(Territory, actor_id=actor_id, model_id=model.id, parent_id=parent_id, name=name,
+                              description=description, criteria=stored_criteria, access_level=access_level,
+                              manager_id=manager_id, position=position)
+    _changed()
+    return territory
 
 
 TERRITORY_FIELDS = ("name", "parent_id", "criteria", "access_level", "manager_id", "position", "description")
@@ -322,7 +333,9 @@ def update_territory(territory, changes, actor_id=None, expected_version=None):
         _unique_among_siblings(values.get("name", territory.name), territory.model_id,
                                values.get("parent_id", territory.parent_id), problems, territory)
     problems.check()
-    return update_record(territory, values, actor_id=actor_id, expected_version=expected_version)
+    changed = update_record(territory, values, actor_id=actor_id, expected_version=expected_version)
+    _changed()
+    return changed
 
 
 def delete_territory(territory, actor_id=None, expected_version=None):
@@ -345,6 +358,7 @@ def delete_territory(territory, actor_id=None, expected_version=None):
         TerritoryMember.delete().where(TerritoryMember.territory_id == territory.id).execute()
         TerritoryRecord.delete().where(TerritoryRecord.territory_id == territory.id).execute()
         soft_delete(territory, actor_id=actor_id)
+    _changed()
 
 
 # -- lookups ---------------------------------------------------------------------------------------------
@@ -471,8 +485,10 @@ def add_member(territory, user_id, actor_id=None):
                 raise UserError(_l("This user is already a member of the territory %(name)s: "
                                    "a rep belongs to one territory per model.", name=other.name),
                                 field="user_id", code="duplicate")
-        return TerritoryMember.create(territory_id=territory.id, user_id=user_id, created_at=utcnow(),
-                                      created_by_id=actor_id)
+        member = TerritoryMember.create(territory_id=territory.id, user_id=user_id, created_at=utcnow(),
+                                        created_by_id=actor_id)
+    _changed()
+    return member
 
 
 def remove_member(territory, user_id, actor_id=None):
@@ -481,8 +497,10 @@ def remove_member(territory, user_id, actor_id=None):
     _writable_model(territory.model_id, problems)
     if problems.fields:
         raise UserError(problems.fields["model_id"], field="_schema")
-    return bool(TerritoryMember.delete().where((TerritoryMember.territory_id == territory.id)
-                                               & (TerritoryMember.user_id == user_id)).execute())
+    removed = bool(TerritoryMember.delete().where((TerritoryMember.territory_id == territory.id)
+                                                  & (TerritoryMember.user_id == user_id)).execute())
+    _changed()
+    return removed
 
 
 __all__ = ["MODEL_STATES", "ACCESS_LEVELS", "MANAGE", "REALIGN", "Tree", "active_model", "get_model",
