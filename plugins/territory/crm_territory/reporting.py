@@ -44,12 +44,18 @@ def territory_of_opportunity(_vendor=None, model_id=None):
 
 
 def territory_names(values, _user_id):
-    """Territory names: every signed-in user may read the tree (not the records in it)."""
-    ids = [v for v in values if v is not None]
-    if not ids:
+    """{value: territory name}: every signed-in user may read the tree (not the records in
+    it). Values come as ids, or as their text when a filter gives them (the funnel's
+    ``?value=``); each is answered under the key it came with."""
+    wanted = {}
+    for value in values:
+        text = str(value).strip() if value is not None else ""
+        if text.isdigit() and len(text) < 19:
+            wanted.setdefault(int(text), []).append(value)
+    if not wanted:
         return {}
-    rows = Territory.alive(Territory.id, Territory.name).where(Territory.id.in_(ids)).tuples()
-    return dict(rows)
+    names = dict(Territory.alive(Territory.id, Territory.name).where(Territory.id.in_(list(wanted))).tuples())
+    return {value: names[tid] for tid, given in wanted.items() if tid in names for value in given}
 
 
 def dimensions():
