@@ -15,28 +15,20 @@ import peewee
 from flask_babel import lazy_gettext as _l
 
 from crm_core.analysis.dimensions import ReportDimension
-from crm_territory.models import Territory, TerritoryModel, TerritoryRecord
+from crm_territory import services
+from crm_territory.models import Territory, TerritoryRecord
+from crm_territory.placement import active_model_id
 
 NO_MODEL = -1  # a model id no row has: with no active model nothing is placed
 
 
-def active_model():
-    """The active model, or None. Read on every call: an activation is seen at once."""
-    return TerritoryModel.alive().where(TerritoryModel.state == "active").order_by(TerritoryModel.id).first()
-
-
-def active_model_id():
-    model = active_model()
-    return model.id if model is not None else None
-
-
-def territory_of_opportunity(_vendor=None, model_id=None):
-    """The territory id of ``Opportunity``'s account in the model (default: the active one)
-    as a correlated subquery: one value per opportunity, NULL when not placed."""
+def territory_of_opportunity(_vendor=None):
+    """The territory id of ``Opportunity``'s account in the active model as a correlated
+    subquery: one value per opportunity, NULL when not placed."""
     from crm_core.opportunities.models import Opportunity
 
-    if model_id is None:
-        model_id = active_model_id() or NO_MODEL
+    # Read on every report: an activation counts from the very next request.
+    model_id = active_model_id() or NO_MODEL
     return (TerritoryRecord
             .select(TerritoryRecord.territory_id)
             .where((TerritoryRecord.model_id == model_id) & (TerritoryRecord.object == "account")
@@ -67,25 +59,9 @@ def dimensions():
 
 # -- a territory's page ------------------------------------------------------------------------------
 
-def subtree_ids(territory):
-    """The ids of ``territory`` and every territory below it (same model)."""
-    children = defaultdict(list)
-    for tid, parent in (Territory.alive(Territory.id, Territory.parent_id)
-                        .where(Territory.model_id == territory.model_id).tuples()):
-        children[parent].append(tid)
-    found, pending = [], [territory.id]
-    while pending:
-        current = pending.pop()
-        if current in found:
-            continue  # a cycle refused by the services can still not loop here
-        found.append(current)
-        pending.extend(children.get(current, ()))
-    return found
-
-
-def placed_accounts(territory, subtree=True):
-    """A subquery of the ids of the accounts placed in ``territory`` (and below it)."""
-    ids = subtree_ids(territory) if subtree else [territory.id]
+def placed_accounts(territory):
+    """A subquery of the ids of the accounts placed in ``territory`` and below it."""
+    ids = services.subtree_ids(territory)
     return (TerritoryRecord.select(TerritoryRecord.record_id)
             .where((TerritoryRecord.model_id == territory.model_id) & (TerritoryRecord.object == "account")
                    & TerritoryRecord.territory_id.in_(ids)))

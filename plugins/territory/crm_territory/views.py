@@ -1,7 +1,8 @@
 """The territory pages (under /plugins/territory/): the tree of a model and the models,
 one territory (its path, criteria, members, accounts and pipeline), the forms of models
 and territories with the criteria editor, the switch-over, the realignment panel, and the
-panel on an account's or lead's page that says where it is placed.
+panel on a record's page that says where it is placed (and places an account or lead by
+hand).
 
 Any signed-in user reads the tree and the models; the records in a territory are shown
 only as far as the access engine lets the reader see them. Changes need

@@ -13,7 +13,7 @@ from flask import g
 
 from crm_core.accounts import services as accounts
 from crm_core.opportunities import services as opps
-from crm_core.testing import csrf_token_from, make_sales_team, make_user, page_and_token, signed_in
+from crm_core.testing import make_sales_team, make_user, page_and_token, signed_in
 from crm_core.users.models import User
 from crm_territory import demo, services
 from crm_territory.models import Territory, TerritoryMember, TerritoryModel, TerritoryRecord
