@@ -672,3 +672,20 @@ def test_a_record_is_placed_by_hand_from_its_page_and_given_back_to_the_rules(ap
     assert maria.post(f"{BASE}/records/account/{account.id}/rules", data={"csrf_token": token}).status_code == 302
     assert (row().territory_id, row().source) == (world["ids"]["south"], "rule")
     assert maria.post(f"{BASE}/records/account/{account.id}/rules", data={"csrf_token": token}).status_code == 404
+
+
+def test_without_any_model_the_pages_say_so_and_the_dimension_is_not_set(app):
+    from crm_core.testing import api_client
+
+    people = make_sales_team()
+    account = accounts.create_account({"name": "Minh An", "country": "VN"}, actor_id=people["rita"].id)
+    opps.create_opportunity({"name": "Deal", "account_id": account.id, "amount": Decimal("10")},
+                            actor_id=people["rita"].id)
+    g.pop("_crm_access", None)
+    browser = signed_in(app, people["rita"])
+    html, _ = page_and_token(browser, BASE + "/")
+    assert "There is no territory model yet." in html
+    page, _ = page_and_token(browser, f"/accounts/{account.id}")
+    assert 'id="territory-heading"' not in page  # no active model: no panel
+    rows = api_client(app, people["rita"]).get("/api/v1/reports/pipeline?by=territory").get_json()["rows"]
+    assert [(row["label"], row["count"]) for row in rows] == [("Not set", 1)]
