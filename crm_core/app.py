@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 
 import click
@@ -18,6 +19,7 @@ from crm_core.errors import RegistryError
 from crm_core.i18n import CatalogSource, init_i18n
 from crm_core.imports.registry import collect as collect_import_objects
 from crm_core.approvals.registry import collect as collect_approval_kinds
+from crm_core.assignment.targets import collect as collect_assignment_targets
 from crm_core.jobs import Jobs, TaskSpec, make_huey
 from crm_core.migrator import MigrationSource
 from crm_core.plugins import CORE, PluginHost, Registry, build_host
@@ -54,6 +56,7 @@ def create_app(config=None):
     _collect_stage_requirements(app, host)
     collect_import_objects(app, host)
     collect_approval_kinds(app, host)
+    collect_assignment_targets(app, host)
     _collect_report_dimensions(app, host)
     init_i18n(app, _catalog_sources(host))
     register_error_handlers(app)
@@ -152,8 +155,28 @@ def _collect_access_objects(app, host):
                                     f"{owner + '.'!r}")
             permissions.add(permission.name, permission, owner)
     host.registries["permissions"] = permissions
+    share_targets = host.collect("crm_register_share_targets", "share target type", "share targets",
+                                 lambda target: target.type, _check_share_target, app=app)
     app.extensions["crm_access"] = AccessEngine(app, [obj for _, obj in objects.items()],
-                                                [perm for _, perm in permissions.items()])
+                                                [perm for _, perm in permissions.items()],
+                                                [target for _, target in share_targets.items()])
+
+
+def _check_share_target(target, owner):
+    from crm_core.org.models import TARGET_TYPES
+    from crm_core.permissions import ShareTarget
+
+    if not isinstance(target, ShareTarget):
+        raise RegistryError(f"{owner}: {target!r} is not a crm_core.permissions.ShareTarget")
+    if target.type in TARGET_TYPES:
+        raise RegistryError(f"{owner}: share target type {target.type!r} is the core's own")
+    if not isinstance(target.type, str) or not re.fullmatch(r"[a-z][a-z0-9_.]{0,19}", target.type):
+        # Stored in sharing_rule.target_type (20 characters).
+        raise RegistryError(f"{owner}: share target type {target.type!r} must be lower-case letters, "
+                            "digits, '_' or '.' (at most 20)")
+    for name in ("members", "targets_of", "names"):
+        if not callable(getattr(target, name)):
+            raise RegistryError(f"{owner}: share target {target.type!r}: {name} must be a function")
 
 
 def _collect_custom_fields(app, host):

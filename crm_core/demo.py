@@ -71,9 +71,19 @@ def load_demo(password, scale=0, seed=2026, opportunities=0):
     from crm_core.opportunities import scale as opportunity_scale
 
     at_scale = opportunity_scale.load(opportunities, seed) if opportunities else {"opportunities": 0}
+    _plugins_demo(seed)
     return {"people": created, "departments": departments, "accounts": accounts, "leads": leads,
             "web_forms": web_forms, "opportunities": demo_opportunities, "generated": generated,
             "generated_opportunities": at_scale["opportunities"]}
+
+
+def _plugins_demo(seed):
+    """``crm_demo_data``: each plugin adds its demo data on top of the core's, in plugin order
+    (a plugin after those it requires); an exception stops ``crm demo``."""
+    from flask import current_app
+
+    current_app.extensions["crm"].call_in_order("crm_demo_data", app=current_app._get_current_object(),
+                                                seed=seed)
 
 
 def _generate_users(password, count, seed):

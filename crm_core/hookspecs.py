@@ -210,9 +210,13 @@ def crm_records_written(app: "flask.Flask", actor_id: "int | None", object: str,
     ``country`` or ``custom.<key>``).
 
     Called inside the write's transaction, after the rows are written: once per record
-    for a form or an API call, once per batch for an import, a bulk edit or a mass
-    transfer. Read the rows again if you need their values. Results are ignored; an
-    exception rolls the whole write back (the import's batch, the form's save).
+    written through the services (a form, an API call, a lead's conversion, a merge's
+    survivor, each record of an opportunity bulk edit and each row an import updates:
+    each is its own write), once per batch for the rows an import inserts, for the
+    records a merge re-points and for a mass transfer (``fields`` ``{"owner_id"}``). A
+    write that changes nothing calls nothing. Read the rows again if you need their
+    values. Results are ignored; an exception rolls the whole write back (the import,
+    the transfer, the form's save) and reaches the caller.
     """
 
 

@@ -149,9 +149,11 @@ class Organisation:
     user_manager: dict
     user_active: dict
     team_members: dict
+    # {type: ShareTarget} the plugins registered (crm_register_share_targets)
+    share_targets: dict = field(default_factory=dict)
 
     @classmethod
-    def load(cls):
+    def load(cls, share_targets=None):
         from crm_core.org.models import Department, TeamMember
         from crm_core.users.models import User
 
@@ -174,6 +176,7 @@ class Organisation:
             user_manager={u: m for u, _, m, _ in users},
             user_active={u: a for u, _, _, a in users},
             team_members=members,
+            share_targets=dict(share_targets or {}),
         )
 
     def ancestors(self, department_id):
@@ -230,6 +233,13 @@ class Organisation:
         if target_type == "department_tree":
             tree = self.subtree(target_id)
             return {u for u, d in self.user_department.items() if d in tree}
+        if target_type in self.share_targets:
+            # A plugin's group, asked once per request (this organisation lives as long).
+            known = self.__dict__.setdefault("_plugin_members", {})
+            if (target_type, target_id) not in known:
+                known[(target_type, target_id)] = _plugin_ids(
+                    self.share_targets[target_type], "members", target_id)
+            return set(known[(target_type, target_id)])
         return set()
 
 
@@ -246,6 +256,9 @@ class Subject:
     subordinates: set
     role_ids: list
     role_keys: set
+    # (type, id) of the plugins' share targets the user belongs to, computed when the
+    # subject is built (once per request): {("territory", 7), ...}
+    plugin_targets: frozenset = frozenset()
 
     def in_target(self, target_type, target_id):
         if target_type == "user":
@@ -256,7 +269,7 @@ class Subject:
             return bool(self.departments) and self.departments[0] == target_id
         if target_type == "department_tree":
             return target_id in self.departments
-        return False
+        return (target_type, target_id) in self.plugin_targets
 
 
 # -- the engine -----------------------------------------------------------------------------
@@ -264,9 +277,10 @@ class Subject:
 class AccessEngine:
     """The rules of one application (objects from the core and the plugins, hooks)."""
 
-    def __init__(self, app, objects, permissions=()):
+    def __init__(self, app, objects, permissions=(), share_targets=()):
         self.app = app
         self.permissions = {permission.name: permission for permission in permissions}
+        self.share_targets = {target.type: target for target in share_targets}
         self.objects = {}
         for obj in objects:
             if obj.name in self.objects:
@@ -293,7 +307,7 @@ class AccessEngine:
     def organisation(self):
         cache = self._cache()
         if "org" not in cache:
-            cache["org"] = Organisation.load()
+            cache["org"] = Organisation.load(self.share_targets)
         return cache["org"]
 
     def subject(self, user):
@@ -316,6 +330,9 @@ class AccessEngine:
                 subordinates=frozenset(org.subordinates(user_id)),
                 role_ids=tuple(r for r, _ in roles),
                 role_keys=frozenset(role_keys),
+                plugin_targets=frozenset(
+                    (kind, target_id) for kind, target in self.share_targets.items()
+                    for target_id in _plugin_ids(target, "targets_of", user_id)),
             )
         return cache[key]
 
@@ -773,6 +790,20 @@ class AccessEngine:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+def _plugin_ids(target, function, argument):
+    """A share target's ``members``/``targets_of`` answer as a set of ints. A plugin that
+    raises or answers junk gives nobody (logged): a broken plugin never opens access (I5)."""
+    try:
+        answer = getattr(target, function)(argument)
+        ids = {int(item) for item in answer or () if not isinstance(item, bool)}
+        if len(ids) != len(list(answer or ())):
+            raise TypeError(f"not a set of ids: {answer!r}")
+        return ids
+    except Exception:  # noqa: BLE001 - any failure of a plugin's function denies
+        log.exception("share target %s: %s(%r) failed: it gives nobody", target.type, function, argument)
+        return set()
+
 
 def _valid_level(value):
     """A Level, or None for anything else (a plugin's junk)."""

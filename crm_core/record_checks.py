@@ -78,16 +78,17 @@ def columns(model, values):
     return {by_column.get(key, key): value for key, value in values.items()}
 
 
-def save_changes(record, object_name, changes, actor_id=None, expected_version=None):
+def save_changes(record, object_name, changes, actor_id=None, expected_version=None, announce=True):
     """Write checked ``changes`` (API names) on the caller's version; a new owner ends the
-    manual shares the old one made. Returns what changed."""
+    manual shares the old one made. Returns what changed. ``announce`` False: the caller
+    announces the change with its batch (``records.records_written``)."""
     from crm_core.db import database
     from crm_core.org.services import owner_changed
     from crm_core.records import update_record
 
     with database.atomic():
         changed = update_record(record, columns(type(record), changes), actor_id=actor_id,
-                                expected_version=expected_version)
+                                expected_version=expected_version, announce=announce)
         if "owner_id" in changed:
             owner_changed(object_name, record.id)
     return changed

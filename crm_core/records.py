@@ -44,12 +44,50 @@ BOOKKEEPING = frozenset(
      "deleted_at", "deleted_by_id"])
 
 
+def object_of(model):
+    """The access object name of ``model`` ("account"...), None for other tables (stages,
+    users...) and outside an application (no plugin to tell)."""
+    from flask import current_app, has_app_context
+
+    if not has_app_context() or "crm_access" not in current_app.extensions:
+        return None
+    try:
+        return current_app.extensions["crm_access"].object(model).name
+    except KeyError:
+        return None
+
+
+def api_names(model, changed):
+    """The API names of the changed fields: a foreign key by its column (``account_id``),
+    custom values as ``custom.<key>``."""
+    fields = model._meta.fields
+    return {fields[name].column_name if name in fields and isinstance(fields[name], peewee.ForeignKeyField)
+            else name for name in history_of_changes(changed)}
+
+
+def records_written(object_name, ids, fields=None, actor_id=None):
+    """``crm_records_written`` for records of an access object, inside the caller's
+    transaction (an exception rolls the write back). ``fields`` None: created. Nothing
+    written, nothing called."""
+    from flask import current_app
+
+    ids = list(ids)
+    if object_name is None or not ids or (fields is not None and not fields):
+        return
+    current_app.extensions["crm"].hook.crm_records_written(
+        app=current_app._get_current_object(), actor_id=actor_id, object=object_name, ids=ids,
+        fields=None if fields is None else set(fields))
+
+
 def create_record(model, actor_id=None, **values):
-    """Insert a record with its version and who/when columns set."""
+    """Insert a record with its version and who/when columns set; a record of an access
+    object is announced (``crm_records_written``) in the same transaction."""
     now = utcnow()
     instance = model(**values, version=1, created_at=now, updated_at=now,
                      created_by_id=actor_id, updated_by_id=actor_id)
-    instance.save(force_insert=True)
+    with database.atomic():
+        instance.save(force_insert=True)
+        records_written(object_of(model), [instance.get_id()], None, actor_id)
     # Read back what was stored (upper-cased currency, scaled amount...): callers
     # answer with the record as every later read will show it.
     return model.get_by_id(instance.get_id())
@@ -87,13 +125,15 @@ def history_of_changes(changed):
     return out
 
 
-def update_record(instance, changes, actor_id=None, expected_version=None):
+def update_record(instance, changes, actor_id=None, expected_version=None, announce=True):
     """Apply ``changes`` if the stored version is still ``expected_version``.
 
     Returns the ``{field: (old, new)}`` that changed; an empty dict means nothing
     was written and the version did not move. A stale version raises
     VersionConflict and writes nothing (a conditional UPDATE, so two writers can
-    never both win).
+    never both win). A change of a record of an access object is announced
+    (``crm_records_written``) in its transaction, unless ``announce`` is False: a batch
+    (a mass transfer) announces its records once, itself.
     """
     model = type(instance)
     expected = instance.version if expected_version is None else int(expected_version)
@@ -116,6 +156,8 @@ def update_record(instance, changes, actor_id=None, expected_version=None):
             current = model.select(model.version).where(model.id == instance.id).scalar()
             raise VersionConflict(model, instance.id, expected, current)
         record_changes(model, instance.id, history_of_changes(changed), actor_id)
+        if announce:
+            records_written(object_of(model), [instance.id], api_names(model, changed), actor_id)
     instance.__data__.update(model.get_by_id(instance.get_id()).__data__)
     instance._dirty.clear()
     return changed

@@ -55,6 +55,10 @@ class AssignmentRuleSchema(Schema):
     conditions = ma.fields.List(ma.fields.Nested(AssignmentConditionSchema), validate=ma.validate.Length(max=50))
     owner_id = ma.fields.Integer(allow_none=True, validate=ID)
     group_id = ma.fields.Integer(allow_none=True, validate=ID)
+    target = ma.fields.String(allow_none=True, validate=ma.validate.Length(min=1, max=64),
+                              metadata={"description": "the key of an assignment target a plugin "
+                                        "registered (the territory plugin's 'territory') instead "
+                                        "of an owner or a group: exactly one of the three"})
     active = ma.fields.Boolean()
 
 
@@ -172,7 +176,7 @@ class AssignmentProgressSchema(Schema):
 def rule_out(rule):
     return {"id": rule.id, "version": rule.version, "object": rule.object, "name": rule.name,
             "position": rule.position, "conditions": services.rule_conditions(rule), "owner_id": rule.owner_id,
-            "group_id": rule.group_id, "active": rule.active}
+            "group_id": rule.group_id, "target": rule.target, "active": rule.active}
 
 
 def group_out(group):
@@ -207,7 +211,8 @@ class Rules(MethodView):
     @blueprint.arguments(AssignmentRuleSchema)
     @blueprint.response(201, AssignmentRuleSchema)
     def post(self, data):
-        """A new rule: conditions on any field, and an owner or a round-robin group."""
+        """A new rule: conditions on any field, and an owner, a round-robin group or a
+        plugin's assignment target."""
         _manager_only()
         name = _object(data.pop("object"))
         rule = services.create_rule(name, data, actor_id=current_user.id)

@@ -8,6 +8,10 @@ nobody else moved the counter in the meantime. Capacity: each member may hold at
 ``capacity`` open records of the object (counted when the proposer is compiled, plus what
 it assigned since); full and inactive members are skipped; when the whole group is full,
 the next rule is tried.
+
+A rule may instead name a plugin's target (``crm_register_assignment_targets``): its picker
+is compiled once per run and gives a user id or None (the next rule decides); a target no
+longer registered (its plugin switched off) or not serving the object skips the rule.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import peewee
 from crm_core.assignment.conditions import compile_parts, norm
 from crm_core.assignment.models import AssignmentGroup, AssignmentGroupMember, AssignmentRule
 from crm_core.assignment.objects import assignable
+from crm_core.assignment.targets import targets_for
 from crm_core.users.models import User
 
 ONLINE_BLOCK = 1      # a record created or assigned on demand takes one turn
@@ -78,14 +83,17 @@ class CompiledRule:
     parts: list  # [(field, getter, test)]; the Proposer turns them into [(field index, test)]
     owner_id: int | None
     rotation: Rotation | None
+    picker: object = None  # a target's picker: pick(values) -> user id | None
 
 
 class Proposer:
     """The rules of one object, compiled. ``mode`` is the rule set's ("apply"/"propose")."""
 
-    def __init__(self, object_name, mode, rules):
+    def __init__(self, object_name, mode, rules, pickers=()):
         self.object_name = object_name
         self.mode = mode
+        self.pickers = list(pickers)  # each compiled once, finished once
+        self._usable = {}  # user id -> active? (a picker's answer is checked once per user)
         # The fields the rules test, in a fixed order; each rule's conditions point at them.
         fields = []
         for rule in rules:
@@ -115,6 +123,11 @@ class Proposer:
             else:
                 if rule.owner_id is not None:
                     return rule.owner_id, rule.rule_id
+                if rule.picker is not None:
+                    picked = rule.picker.pick(values)
+                    if picked is not None and self._active(picked):
+                        return picked, rule.rule_id
+                    continue
                 picked = rule.rotation.next()
                 if picked is not None:
                     return picked, rule.rule_id
@@ -125,11 +138,22 @@ class Proposer:
         found = self.propose_with_rule(values)
         return found[0] if found else None
 
+    def _active(self, user_id):
+        if user_id not in self._usable:
+            self._usable[user_id] = user_id in _active_users({user_id})
+        return self._usable[user_id]
+
     def finish(self):
-        """Give back unused round-robin turns; call once the batch is done."""
+        """Give back unused round-robin turns and finish the targets' pickers; call once
+        the batch is done."""
         for rule in self.rules:
             if rule.rotation is not None:
                 rule.rotation.release()
+        pickers, self.pickers = self.pickers, []
+        for picker in pickers:
+            finish = getattr(picker, "finish", None)
+            if finish is not None:
+                finish()
 
     def __enter__(self):
         return self
@@ -180,13 +204,22 @@ def compile_rules(object_name, block=BULK_BLOCK, for_creation=False):
     people = {r.owner_id for r in rules if r.owner_id} | {m.user_id for m in members}
     alive = _active_users(people)
     counts = open_counts(object_name, {m.user_id for m in members})
-    rotations = {}
+    rotations, pickers = {}, {}
+    serving = targets_for(object_name)
+    for key in dict.fromkeys(r.target for r in rules if r.target):
+        if key in serving:  # compiled once per run, shared by the rules naming it
+            pickers[key] = serving[key].compile(object_name, block)
     for group_id in group_ids:
         own = [(m.user_id, m.capacity if m.capacity is not None else capacities.get(group_id),
                 m.active and m.user_id in alive) for m in members if m.group_id == group_id]
         rotations[group_id] = Rotation(group_id, own, counts, block) if own else None
     compiled = []
     for rule in rules:
+        if rule.target:
+            if rule.target in pickers:  # else its plugin is off: the next rule decides
+                compiled.append(CompiledRule(rule.id, compile_parts(object_name, json.loads(rule.conditions)),
+                                             None, None, pickers[rule.target]))
+            continue
         if rule.owner_id is not None and rule.owner_id not in alive:
             continue  # an owner who left cannot take records: the next rule decides
         rotation = rotations.get(rule.group_id) if rule.group_id else None
@@ -194,4 +227,4 @@ def compile_rules(object_name, block=BULK_BLOCK, for_creation=False):
             continue
         compiled.append(CompiledRule(rule.id, compile_parts(object_name, json.loads(rule.conditions)),
                                      rule.owner_id, rotation))
-    return Proposer(object_name, settings.mode, compiled)
+    return Proposer(object_name, settings.mode, compiled, pickers.values())

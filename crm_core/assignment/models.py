@@ -50,6 +50,7 @@ class AssignmentRule(BaseModel):
     conditions = peewee.TextField(default="[]")  # JSON: [{"field", "op", "value"}], all must hold
     owner_id = peewee.IntegerField(null=True)
     group = peewee.ForeignKeyField(AssignmentGroup, null=True, backref="rules", on_delete="RESTRICT")
+    target = peewee.CharField(max_length=64, null=True)  # a registered AssignmentTarget's key
     active = peewee.BooleanField(default=True)
     version = peewee.IntegerField(default=1)
     created_at = UTCDateTimeField(default=utcnow)

@@ -16,6 +16,7 @@ from crm_core.assignment.models import (PROPOSAL_STATUSES, RULE_SET_MODES, Assig
                                         AssignmentGroupMember, AssignmentProposal, AssignmentRule,
                                         AssignmentRuleSet)
 from crm_core.assignment.objects import assignable
+from crm_core.assignment.targets import targets_for
 from crm_core.db import database, utcnow
 from crm_core.errors import UserError, VersionConflict
 from crm_core.org.services import Problems
@@ -96,13 +97,21 @@ def _check_rule(object_name, values, problems):
             problems.add("name", _l("At most %(max)s characters.", max=NAME_MAX))
     if "conditions" in values:
         check_conditions(object_name, assignable(object_name).fields, values["conditions"], problems)
-    owner_id, group_id = values.get("owner_id"), values.get("group_id")
-    if (owner_id is None) == (group_id is None):
-        problems.add("owner_id", _l("Give either an owner or a round-robin group."))
+    owner_id, group_id, target = values.get("owner_id"), values.get("group_id"), values.get("target")
+    given = [name for name, value in (("owner_id", owner_id), ("group_id", group_id), ("target", target))
+             if value is not None]
+    if len(given) != 1:
+        if targets_for(object_name):
+            problems.add("owner_id", _l("Give exactly one of: an owner, a round-robin group or a target."))
+        else:
+            problems.add("owner_id", _l("Give either an owner or a round-robin group."))
     elif owner_id is not None:
         _live_user(owner_id, problems, "owner_id")
-    elif AssignmentGroup.get_or_none(AssignmentGroup.id == group_id) is None:
-        problems.add("group_id", _l("No such round-robin group."))
+    elif group_id is not None:
+        if AssignmentGroup.get_or_none(AssignmentGroup.id == group_id) is None:
+            problems.add("group_id", _l("No such round-robin group."))
+    elif target not in targets_for(object_name):
+        problems.add("target", _l("No such assignment target for these records."))
 
 
 def rules_of(object_name):
@@ -122,7 +131,7 @@ def _rule_columns(values):
 def create_rule(object_name, values, actor_id=None):
     """A rule at the end of ``object_name``'s rules (or at ``position``)."""
     assignable(object_name)
-    values = {"conditions": [], "owner_id": None, "group_id": None, **values}
+    values = {"conditions": [], "owner_id": None, "group_id": None, "target": None, **values}
     problems = Problems()
     if "name" not in values:
         values["name"] = ""
@@ -139,7 +148,7 @@ def create_rule(object_name, values, actor_id=None):
 
 def update_rule(rule, changes, actor_id=None, expected_version=None):
     problems = Problems()
-    merged = {"owner_id": rule.owner_id, "group_id": rule.group_id, **changes}
+    merged = {"owner_id": rule.owner_id, "group_id": rule.group_id, "target": rule.target, **changes}
     _check_rule(rule.object, merged, problems)
     problems.check()
     for key in ("name",):

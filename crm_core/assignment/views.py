@@ -110,6 +110,7 @@ def rules():
     from crm_core.assignment.conditions import OPERATORS
     from crm_core.assignment.models import RULE_SET_MODES, AssignmentGroup, AssignmentRule
     from crm_core.assignment.objects import assignable
+    from crm_core.assignment.targets import targets_for
 
     _manager_or_403()
     name = _object()
@@ -130,7 +131,8 @@ def rules():
                 services.create_rule(name, {
                     "name": form.get("name", ""), "conditions": conditions,
                     "owner_id": int(target[5:]) if target.startswith("user:") and target[5:].isdigit() else None,
-                    "group_id": int(target[6:]) if target.startswith("group:") and target[6:].isdigit() else None},
+                    "group_id": int(target[6:]) if target.startswith("group:") and target[6:].isdigit() else None,
+                    "target": target[7:] or None if target.startswith("target:") else None},
                     actor_id=current_user.id)
             elif action == "delete_rule":
                 rule = AssignmentRule.get_or_none(AssignmentRule.id == int(form.get("rule_id", "0") or 0))
@@ -160,4 +162,5 @@ def rules():
         "crm_core/assignment/rules.html", object=name, rules=services.rules_of(name),
         conditions=services.rule_conditions, settings=services.rule_set(name), modes=RULE_SET_MODES,
         groups=groups, members=services.members_of, names=dict(people()), people=people(),
+        targets=targets_for(name),
         fields=assignable(name).fields, operators=OPERATORS, errors=errors, form=form), status

@@ -15,6 +15,7 @@ from crm_core.duplicates.keys import drop_keys, store_record_keys, values_of
 from crm_core.duplicates.rules import spec_of
 from crm_core.errors import UserError, VersionConflict
 from crm_core.permissions import Level, engine
+from crm_core.records import object_of, records_written
 
 def _children():
     """``{object: [(model, foreign key field name)]}``: the core's records that point at a
@@ -52,6 +53,7 @@ def reparent(model, field_name, from_id, to_id, actor_id, skip=()):
                   model.updated_by_id: actor_id}).where(model.id.in_(ids)).execute()
     for row_id in ids:
         record_changes(model, row_id, {field_name: (from_id, to_id)}, actor_id)
+    records_written(object_of(model), ids, {fld.column_name}, actor_id)
     return len(ids)
 
 

@@ -16,6 +16,7 @@ from crm_core.errors import UserError
 from crm_core.org.services import Problems
 from crm_core.permissions import Level, engine
 from crm_core.record_checks import owner, save_changes
+from crm_core.records import records_written
 
 TRANSFERABLE = ("account", "contact", "lead", "opportunity")
 SAMPLE = 50
@@ -114,10 +115,13 @@ def transfer(actor_id, object_name, to_owner_id, expected_count, ids=None, from_
         if with_opportunities:
             query = opportunities_query(actor_id, records, to_owner_id)
             deals = list(query.order_by(query.model.id)) if query is not None else []
-        for record in records:
-            save_changes(record, object_name, {"owner_id": to_owner_id}, actor_id)
-        for deal in deals:
-            save_changes(deal, "opportunity", {"owner_id": to_owner_id}, actor_id)
+        # One crm_records_written per object for the whole transfer, not one per record.
+        moved = [r.id for r in records
+                 if save_changes(r, object_name, {"owner_id": to_owner_id}, actor_id, announce=False)]
+        moved_deals = [d.id for d in deals
+                       if save_changes(d, "opportunity", {"owner_id": to_owner_id}, actor_id, announce=False)]
+        records_written(object_name, moved, {"owner_id"}, actor_id)
+        records_written("opportunity", moved_deals, {"owner_id"}, actor_id)
         if records:
             log_security("records_transferred", actor_id=actor_id, subject=object_name,
                          count=len(records), to_owner_id=to_owner_id, from_owner_id=from_owner_id,

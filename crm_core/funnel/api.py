@@ -10,6 +10,7 @@ from flask.views import MethodView
 from flask_login import current_user
 
 from crm_core.api import ApiError, Blueprint, Schema
+from crm_core.errors import UserError
 from crm_core.api import access
 from crm_core.funnel import rates, services
 from crm_core.funnel.models import CurrencyRate
@@ -34,7 +35,24 @@ class FunnelQuery(Schema):
                                                          "(422 when a rate is missing)"})
     closed_from = ma.fields.Date(metadata={"description": "win rate: closed on or after"})
     closed_to = ma.fields.Date(metadata={"description": "win rate: closed on or before"})
+    dimension = ma.fields.String(validate=ma.validate.Length(min=1, max=64), metadata={
+        "description": "restrict to the opportunities whose report dimension (GET "
+                       "/analysis/pipeline's `by`: owner, source, campaign, industry, region, country, "
+                       "close_month, close_quarter, stage, pipeline, or a plugin's such as territory) "
+                       "equals `value`; exact (a scan under the access rules). 400 for an unknown "
+                       "dimension or one revealing a field hidden from the caller"})
+    value = ma.fields.String(validate=ma.validate.Length(max=200), metadata={
+        "description": "the dimension's value as the pipeline analysis shows it (an id for owner, "
+                       "campaign, stage, pipeline, territory; text otherwise); empty: records "
+                       "without one. Only with `dimension`"})
     lang = ma.fields.String(load_default=None, load_only=True)
+
+    @ma.validates_schema
+    def _value_needs_a_dimension(self, data, **_kwargs):
+        from flask_babel import lazy_gettext as _l
+
+        if "value" in data and "dimension" not in data:
+            raise ma.ValidationError({"dimension": [str(_l("Name the dimension the value belongs to."))]})
 
 
 class CurrencyAmountSchema(Schema):
@@ -71,6 +89,10 @@ class FunnelSchema(Schema):
     owner_id = ma.fields.Integer(allow_none=True)
     team_id = ma.fields.Integer(allow_none=True)
     department_id = ma.fields.Integer(allow_none=True)
+    dimension = ma.fields.String(allow_none=True, metadata={"description": "the dimension restricting it"})
+    dimension_label = ma.fields.String(allow_none=True)
+    value = ma.fields.String(allow_none=True, metadata={"description": "its value (null: none)"})
+    value_label = ma.fields.String(allow_none=True, metadata={"description": "the value's name"})
     currency = ma.fields.String(metadata={"description": "of every converted amount"})
     missing_rates = ma.fields.List(ma.fields.String(), metadata={
         "description": "currencies without a rate today: the converted totals are null"})
@@ -97,10 +119,20 @@ class Funnel(MethodView):
         """The funnel of a pipeline: per stage (in order) the count, amount and weighted
         amount of the opportunities the caller may see, the open totals and the win rate
         (over ``closed_from``..``closed_to`` when given), for one person, a team, a
-        department's subtree or everyone."""
+        department's subtree or everyone; ``dimension`` and ``value`` restrict it to one
+        value of a report dimension (the territory plugin's: ``dimension=territory&value=<id>``)."""
         access.require_object("opportunity", "read")
         args.pop("lang", None)
-        return jsonify(services.funnel(current_user.id, **args))
+        if "dimension" in args:
+            args.setdefault("value", "")
+        try:
+            return jsonify(services.funnel(current_user.id, **args))
+        except UserError as problem:
+            if problem.code not in ("unknown_dimension", "hidden_field"):
+                raise
+            # Like the pipeline analysis: a dimension is a question the caller may not ask.
+            raise ApiError(400, "hidden_field" if problem.code == "hidden_field" else None,
+                           fields={name: [str(message)] for name, message in problem.fields.items()})
 
 
 class CurrencyRateSchema(Schema):

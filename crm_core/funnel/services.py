@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import re
 from collections import defaultdict
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import reduce
 
@@ -114,17 +116,20 @@ def _others(parts, whole, scope, condition):
     return Opportunity.id.in_(ids)
 
 
-def stage_rows(user_id, pipeline_id, scope=None):
+def stage_rows(user_id, pipeline_id, scope=None, restriction=None):
     """{(stage_id, currency): [count, amount units, weighted units * 100]} of the live
-    opportunities of ``pipeline_id`` the user may read, owned within ``scope``."""
+    opportunities of ``pipeline_id`` the user may read, owned within ``scope`` (and, with a
+    ``restriction``, whose dimension has its value: always a scan, exact)."""
     totals = defaultdict(lambda: [0, 0, 0])
     on_pipeline = Opportunity.pipeline == pipeline_id
     scan_fields = (Opportunity.stage, Opportunity.currency, peewee.fn.COUNT(Opportunity.id),
                    fn_sum(Opportunity.amount), _weighted_column())
-    parts = engine().read_parts(user_id, "opportunity")
+    parts = None if restriction is not None else engine().read_parts(user_id, "opportunity")
     if parts is None:
         condition = on_pipeline if scope is None else on_pipeline & Opportunity.owner_id.in_(sorted(scope))
         query = engine().query(user_id, "opportunity", *scan_fields).where(condition)
+        if restriction is not None:
+            query = restriction.apply(query)
         return _accumulate(totals, query.group_by(Opportunity.stage, Opportunity.currency).tuples())
     whole = _split_owners(parts, scope)
     if whole is None or whole:
@@ -173,20 +178,22 @@ def _between(start, end):
     return condition
 
 
-def closed_rows(user_id, pipeline_id, scope=None, start=None, end=None):
+def closed_rows(user_id, pipeline_id, scope=None, start=None, end=None, restriction=None):
     """{(status, currency): [count, amount units]} of the won and lost opportunities the
-    user may read closed within [start, end]."""
+    user may read closed within [start, end] (with a ``restriction``: a scan, exact)."""
     totals = defaultdict(lambda: [0, 0])
     closed = (Opportunity.pipeline == pipeline_id) & Opportunity.status.in_(CLOSED)
     scan_fields = (Opportunity.status, Opportunity.currency, peewee.fn.COUNT(Opportunity.id),
                    fn_sum(Opportunity.amount))
     group = (Opportunity.status, Opportunity.currency)
-    parts = engine().read_parts(user_id, "opportunity")
+    parts = None if restriction is not None else engine().read_parts(user_id, "opportunity")
     if parts is None:
         condition = closed & _between(start, end)
         if scope is not None:
             condition &= Opportunity.owner_id.in_(sorted(scope))
         query = engine().query(user_id, "opportunity", *scan_fields).where(condition)
+        if restriction is not None:
+            query = restriction.apply(query)
         return _accumulate(totals, query.group_by(*group).tuples())
     whole = _split_owners(parts, scope)
     if whole is None or whole:
@@ -211,6 +218,77 @@ def closed_rows(user_id, pipeline_id, scope=None, start=None, end=None):
     return totals
 
 
+# -- restricted to one value of a report dimension -----------------------------------------------
+
+@dataclass(frozen=True)
+class Restriction:
+    """Opportunities whose report dimension ``key`` (crm_core.analysis) equals ``value``
+    (None: those without one)."""
+
+    key: str
+    label: str
+    value: object
+    condition: object
+    join: object = None
+    value_label: str | None = None
+
+    def apply(self, query):
+        if self.join is not None:
+            query = self.join(query)
+        return query.where(self.condition)
+
+
+def restriction(user_id, key, raw):
+    """The Restriction for ``?dimension=<key>&value=<raw>`` (an empty value: none). A key
+    no one registered is a UserError coded ``unknown_dimension``, a dimension revealing a
+    field hidden from the reader one coded ``hidden_field`` (the API answers both 400)."""
+    from crm_core.analysis.dimensions import dimensions
+    from crm_core.analysis.reports import hidden_fields
+
+    known = dimensions()
+    if key not in known:
+        raise UserError(_l("Choose one of: %(choices)s.", choices=", ".join(known)), field="dimension",
+                        code="unknown_dimension")
+    spec = known[key]
+    hidden = hidden_fields(user_id, list(spec.fields))
+    if hidden:
+        raise UserError(_l("You cannot filter or sort by this field."), field="dimension", code="hidden_field",
+                        fields={name: _l("You cannot filter or sort by this field.") for name in hidden})
+    column = spec.column(vendor())
+    value = _dimension_value(column, raw)
+    if value is None:
+        condition = column.is_null()
+    elif isinstance(column, peewee.Field):
+        condition = column == value
+    else:
+        # A computed dimension (a month, a plugin's subquery): its type is unknown here, and
+        # PostgreSQL compares text with a number only by a cast; text = text works for both.
+        condition = peewee.Cast(column, "TEXT") == value
+    names = spec.names([value], user_id) if spec.names is not None and value is not None else {}
+    label = None if value is None else str(names.get(value, value))
+    return Restriction(key, str(spec.label), value, condition, spec.join, label)
+
+
+def _dimension_value(column, raw):
+    """``raw`` (query text) as the dimension's column holds it: a field converts it (an id
+    of a foreign key is a number); a computed dimension compares it as text."""
+    text = (raw or "").strip()
+    if not text:
+        return None
+    if isinstance(column, peewee.Field):
+        field = column.rel_field if isinstance(column, peewee.ForeignKeyField) else column
+        whole = isinstance(field, (peewee.IntegerField, peewee.AutoField))
+        try:
+            # peewee leaves what int() refuses as it is: whole numbers are checked here.
+            if whole and not re.fullmatch(r"-?\d{1,18}", text):
+                raise ValueError(text)
+            return field.python_value(field.db_value(int(text) if whole else text))
+        except (ValueError, TypeError, ArithmeticError, FieldValueError):
+            raise UserError(_l("“%(value)s” is not a value of this dimension.", value=text[:100]),
+                            field="value", code="unknown_dimension") from None
+    return text
+
+
 # -- the report ---------------------------------------------------------------------------------
 
 def _money(units):
@@ -228,8 +306,9 @@ def _rate(part, whole):
 
 
 def funnel(user_id, pipeline_id=None, owner_id=None, team_id=None, department_id=None,
-           currency=None, closed_from=None, closed_to=None):
-    """The funnel report (the API's body; the page draws it)."""
+           currency=None, closed_from=None, closed_to=None, dimension=None, value=None):
+    """The funnel report (the API's body; the page draws it); ``dimension`` and ``value``
+    restrict it to the opportunities whose report dimension has that value."""
     from crm_core.opportunities.services import default_pipeline
 
     problems = Problems()
@@ -253,11 +332,12 @@ def funnel(user_id, pipeline_id=None, owner_id=None, team_id=None, department_id
     if closed_from is not None and closed_to is not None and closed_from > closed_to:
         problems.add("closed_to", _l("Choose an end on or after the start."))
     problems.check()
+    only = restriction(user_id, dimension, value) if dimension is not None else None
 
     target = currency or company_currency()
-    rows = stage_rows(user_id, pipeline.id, scope)
+    rows = stage_rows(user_id, pipeline.id, scope, only)
     period = closed_from is not None or closed_to is not None
-    closed = closed_rows(user_id, pipeline.id, scope, closed_from, closed_to) if period else None
+    closed = closed_rows(user_id, pipeline.id, scope, closed_from, closed_to, only) if period else None
     currencies = sorted({c for _, c in rows} | {c for _, c in (closed or {})})
     convert = converter(target)
     missing = []
@@ -313,6 +393,9 @@ def funnel(user_id, pipeline_id=None, owner_id=None, team_id=None, department_id
     report = {
         "pipeline_id": pipeline.id, "pipeline": pipeline.name,
         "owner_id": owner_id, "team_id": team_id, "department_id": department_id,
+        "dimension": only.key if only else None, "dimension_label": only.label if only else None,
+        "value": None if only is None or only.value is None else str(only.value),
+        "value_label": only.value_label if only else None,
         "currency": target, "missing_rates": missing,
         "stages": out_stages,
         "total_count": open_totals["count"],

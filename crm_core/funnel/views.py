@@ -105,20 +105,23 @@ def funnel_page():
     currency = (args.get("currency") or "").strip().upper() or None
     values = {"pipeline_id": _int(args.get("pipeline_id")), "currency": currency,
               "closed_from": _date(args.get("closed_from")), "closed_to": _date(args.get("closed_to"))}
-    report, errors = None, {}
+    if args.get("dimension"):  # a report dimension's value (the pipeline analysis, a territory page)
+        values.update(dimension=args["dimension"], value=args.get("value", ""))
+    report, errors, status = None, {}, 200
     try:
         report = services.funnel(current_user.id, **arguments, **values)
     except UserError as problem:
         errors = {name: message for name, message in problem.fields.items()}
         if not errors:
             errors = {"currency": problem.message}
-    status = 200 if report is not None else 422
+        status = 400 if problem.code in ("unknown_dimension", "hidden_field") else 422
     return render_template(
         "crm_core/funnel/funnel.html", report=report, errors=errors, scope=scope,
         scopes=scope_choices(current_user.id), form={**args, "currency": currency or ""},
         pipelines=Pipeline.alive().where(Pipeline.active == True).order_by(Pipeline.position, Pipeline.id),  # noqa: E712
         widths=bar_widths(report["stages"]) if report else {},
         link=lambda stage_id: stage_link(stage_id, arguments, report["pipeline_id"]),
+        without_dimension=url_for("funnel.funnel", **{k: v for k, v in args.items() if k not in ("dimension", "value")}),
         percent=_percent), status
 
 

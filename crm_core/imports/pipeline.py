@@ -45,7 +45,7 @@ from crm_core.errors import UserError
 from crm_core.imports.converters import Bad, for_field
 from crm_core.permissions import FIELD_EDIT, engine
 from crm_core.record_checks import columns
-from crm_core.records import BOOKKEEPING, diff
+from crm_core.records import BOOKKEEPING, diff, object_of, records_written
 
 BATCH = 5000
 MAX_STORED_ERRORS = 10_000
@@ -631,6 +631,7 @@ class Importer:
             row.id = record_id_
         for callback in self.after_insert:
             callback(rows)
+        records_written(object_of(self.model), ids, None, self.actor)  # once per batch, in its transaction
         hashes = [(self.spec.name, row.hash, record_id_) for row, record_id_ in zip(rows, ids) if row.hash]
         if hashes:
             self._write(hashes, ImportedRow._meta.table_name, ("object_name", "row_hash", "record_id"))

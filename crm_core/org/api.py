@@ -390,17 +390,25 @@ class DefaultItem(MethodView):
 
 # -- sharing rules and shares ----------------------------------------------------------------------
 
+# Sharing rules take the plugins' share target types too, which exist only once the app
+# is built: the service checks the type and the group (422 in the user's language).
+SHARE_TYPES_DOC = (", ".join(TARGET_TYPES) + ", or a type a plugin registered "
+                   "(crm_register_share_targets, e.g. territory)")
+
+
 class SharingRuleSchema(Schema):
     id = ma.fields.Integer(dump_only=True)
     version = ma.fields.Integer(dump_only=True)
     object = ma.fields.String(required=True, validate=ma.validate.Length(max=64))
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
-    source_type = ma.fields.String(allow_none=True, load_default=None, validate=ma.validate.OneOf(TARGET_TYPES))
+    source_type = ma.fields.String(allow_none=True, load_default=None, validate=ma.validate.Length(min=1, max=20),
+                                   metadata={"description": SHARE_TYPES_DOC})
     source_id = ma.fields.Integer(allow_none=True, load_default=None, validate=ID_RANGE)
     field = ma.fields.String(allow_none=True, load_default=None, validate=ma.validate.Length(max=64))
     values = ma.fields.List(ma.fields.String(validate=ma.validate.Length(max=200)), allow_none=True,
                             load_default=None, validate=ma.validate.Length(max=500))
-    target_type = ma.fields.String(required=True, validate=ma.validate.OneOf(TARGET_TYPES))
+    target_type = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=20),
+                                   metadata={"description": SHARE_TYPES_DOC})
     target_id = ma.fields.Integer(required=True, validate=ID_RANGE)
     level = ma.fields.String(required=True, validate=ma.validate.OneOf(list(LEVEL_NAMES)))
 

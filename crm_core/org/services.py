@@ -99,7 +99,16 @@ def group_exists(kind, group_id):
         model.id == group_id).exists()
 
 
-def _group(kind, group_id, problems, field):
+def _group(kind, group_id, problems, field, actor_id=None, plugin_types=False):
+    """A user, team or department that exists; with ``plugin_types`` (sharing rules) also a
+    group of a plugin's share target type that the target offers ``actor_id``."""
+    shared = engine().share_targets if plugin_types else {}
+    if kind in shared:
+        offered = {target_id for target_id, _label in shared[kind].names(actor_id) or ()}
+        if group_id not in offered:
+            problems.add(field, _l("Choose one of the groups offered for “%(kind)s”.",
+                                   kind=str(shared[kind].label)))
+        return
     if kind not in TARGET_TYPES:
         problems.add(field, _l("Choose a user, a team or a department."))
     elif not group_exists(kind, group_id):
@@ -577,19 +586,20 @@ def create_sharing_rule(object_name, name, target_type, target_id, level, source
                         source_id=None, field=None, values=None, actor_id=None, kind=None):
     """Share the records of a group (``source_type``: kind "owner") or those whose ``field``
     is one of ``values`` (kind "criteria") with a user, team or department, for reading
-    (READ) or editing (EDIT). Without ``kind``, a source makes it an owner rule."""
+    (READ) or editing (EDIT). Without ``kind``, a source makes it an owner rule. Either
+    group may also be of a plugin's share target type (crm_register_share_targets)."""
     problems = Problems()
     _known_object(object_name, problems)
     name = _name(name, problems)
     kind = kind or ("owner" if source_type else "criteria")
     if kind == "owner":
-        _group(source_type, source_id, problems, "source_id")
+        _group(source_type, source_id, problems, "source_id", actor_id, plugin_types=True)
     elif "object" not in problems:
         if not field:
             problems.add("field", _l("Name a field and at least one value."))
         else:
             values = _criteria_values(engine().objects[object_name], field, values or [], problems)
-    _group(target_type, target_id, problems, "target_id")
+    _group(target_type, target_id, problems, "target_id", actor_id, plugin_types=True)
     if level not in (Level.READ, Level.EDIT):
         problems.add("level", _l("Share for reading or for editing."))
     problems.check()

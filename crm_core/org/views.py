@@ -148,7 +148,18 @@ class Directory:
             return _("Department %(name)s", name=self.department(group_id))
         if kind == "department_tree":
             return _("Department %(name)s and the departments below", name=self.department(group_id))
+        target = engine().share_targets.get(kind)
+        if target is not None:
+            name = self._plugin_names(kind).get(_int(group_id), f"#{group_id}")
+            return f"{target.label} {name}"
         return f"{kind} {group_id}"
+
+    def _plugin_names(self, kind):
+        """{id: name} of a plugin's share target type, asked once per page."""
+        names = self.__dict__.setdefault("_plugin", {})
+        if kind not in names:
+            names[kind] = dict(engine().share_targets[kind].names(current_user.id) or ())
+        return names[kind]
 
     def group_choices(self):
         """Option groups for a "user:3" / "team:1" / "department:2" select."""
@@ -159,7 +170,9 @@ class Directory:
         return [(label, options) for label, options in (
             (GROUP_KINDS[0][1], people), (GROUP_KINDS[1][1], teams),
             (GROUP_KINDS[2][1], [(f"department:{i}", path) for i, path in departments]),
-            (GROUP_KINDS[3][1], [(f"department_tree:{i}", path) for i, path in departments]))]
+            (GROUP_KINDS[3][1], [(f"department_tree:{i}", path) for i, path in departments]))] + [
+            (str(target.label), [(f"{kind}:{i}", name) for i, name in self._plugin_names(kind).items()])
+            for kind, target in engine().share_targets.items()]
 
     def user_options(self, exclude=None):
         """[(id, "Name <email>")] of the users who are not deleted."""

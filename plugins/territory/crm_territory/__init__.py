@@ -116,15 +116,6 @@ def crm_record_ext(app, actor, object, records):
     return record_ext(actor, object, records)
 
 
-# -- access (H2): the share target "territory" ----------------------------------------------
-
-@hookimpl
-def crm_register_share_targets(app):
-    from crm_territory.access import share_targets
-
-    return share_targets()
-
-
 # -- placement (placement.py): records placed as they are written, merged, assigned -----------------------
 
 @hookimpl
@@ -146,3 +137,28 @@ def crm_register_assignment_targets(app):
     from crm_territory.placement import assignment_targets
 
     return assignment_targets()
+
+
+# -- pages, reports and demo data (terr-ui) -----------------------------------------------------
+
+@hookimpl
+def crm_register_report_dimensions(app):
+    from crm_territory.reporting import dimensions
+
+    return dimensions()
+
+
+@hookimpl
+def crm_demo_data(app, seed):
+    from crm_territory.demo import load
+
+    load(seed)
+
+
+# -- access (H2): the share target "territory" ----------------------------------------------
+
+@hookimpl
+def crm_register_share_targets(app):
+    from crm_territory.access import share_targets
+
+    return share_targets()

@@ -95,3 +95,39 @@ def crm_page_slot(app, slot, actor, context):
 @hookimpl
 def crm_app_created(app):
     app.extensions["notes_ready"] = True
+
+
+@hookimpl
+def crm_records_written(app, actor_id, object, ids, fields):
+    # Counts what it heard, so a test can see the fixture plugin is called too.
+    heard = app.extensions.setdefault("notes_written", {})
+    heard[object] = heard.get(object, 0) + len(ids)
+
+
+@hookimpl
+def crm_register_assignment_targets(app):
+    from crm_core.assignment import AssignmentTarget
+
+    def compile(object_name, block):
+        from crm_notes.models import Note
+
+        class LastAuthor:
+            """A lead goes to whoever last wrote a note titled like its company."""
+
+            def pick(self, values):
+                return (Note.alive(Note.created_by_id).where(Note.title == (values.get("company") or ""))
+                        .order_by(Note.id.desc()).scalar())
+
+        return LastAuthor()
+
+    return [AssignmentTarget("notes", "Author of the company's last note", ("lead",), compile)]
+
+
+@hookimpl
+def crm_demo_data(app, seed):
+    # Idempotent: the demo note is added once, however often `crm demo` runs.
+    from crm_core.records import create_record
+    from crm_notes.models import Note
+
+    if not Note.alive().where(Note.title == "Welcome to the demo").exists():
+        create_record(Note, title="Welcome to the demo", body=f"seed {seed}")
