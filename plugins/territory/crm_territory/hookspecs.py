@@ -42,7 +42,8 @@ def crm_territory_realigned(app: Any, model: Any, moved: "list[tuple[str, int, i
     ``(object, record id, territory id before, territory id after)`` for every account
     and lead whose territory changed (None: not placed).
 
-    Called inside the transaction of the last batch of the realignment, so a plugin's own
-    bookkeeping commits with it. Results are ignored; an exception fails the run and
-    rolls back its last batch (earlier batches stay: re-run the realignment).
+    Called by the realignment job after its last batch, inside the transaction that marks
+    the run applied, so a plugin's own bookkeeping commits with that. Results are
+    ignored; an exception marks the run failed (the batches written stay: running the
+    realignment again finds nothing left to move and announces an empty list).
     """

@@ -24,6 +24,7 @@ from flask_babel import lazy_gettext as _l
 from crm_core.db import database, utcnow
 from crm_core.jobs import TaskSpec
 from crm_territory import placement
+from crm_territory.services import announce
 from crm_territory.models import PLACED_OBJECTS, Territory, TerritoryModel, TerritoryRealignment, TerritoryRecord
 
 log = logging.getLogger("crm.territory")
@@ -195,6 +196,7 @@ def run(realignment_id):
         _report(run_row.id, state="failed", finished_at=utcnow(), error="model_gone")
         return
     summary = Summary()
+    moved = []  # (object, record id, before, after) for crm_territory_realigned
     progress = {"examined": 0}
     started = utcnow()
     _report(run_row.id, state="running", started_at=started, total=_total(PLACED_OBJECTS))
@@ -203,6 +205,7 @@ def run(realignment_id):
         with database.atomic():
             placement.write(moves, started)
             summary.add(moves)
+            moved.extend((moves.object_name, record_id, old, new) for record_id, old, new in moves.pairs())
             progress["examined"] += moves.examined
             _report(run_row.id, examined=progress["examined"], moved=summary.moved)
 
@@ -212,6 +215,7 @@ def run(realignment_id):
         with database.atomic():
             for object_name in PLACED_OBJECTS:
                 _drop_orphans(model.id, object_name)
+            announce("crm_territory_realigned", model=model, moved=moved, actor_id=run_row.created_by_id)
             _report(run_row.id, state="applied", examined=summary.examined, moved=summary.moved,
                     summary=summary.as_json(), finished_at=utcnow())
     except Exception as exc:

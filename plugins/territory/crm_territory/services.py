@@ -98,6 +98,14 @@ def _changed():
     forget()
 
 
+def announce(hook_name, **kwargs):
+    """Call one of the hooks this plugin offers (crm_territory/hookspecs.py) inside the
+    caller's transaction: an exception of an implementation rolls the change back."""
+    from flask import current_app
+
+    getattr(current_app.extensions["crm"].hook, hook_name)(app=current_app._get_current_object(), **kwargs)
+
+
 def _check_version(instance, expected_version):
     if expected_version is not None and int(expected_version) != instance.version:
         raise VersionConflict(type(instance), instance.id, expected_version, instance.version)
@@ -160,10 +168,13 @@ def activate_model(model, actor_id=None, expected_version=None):
                         code="stale" if model.state == "active" else "invalid")
     now = utcnow()
     with database.atomic():
-        for previous in TerritoryModel.alive().where((TerritoryModel.state == "active")
-                                                     & (TerritoryModel.id != model.id)):
+        previous_models = list(TerritoryModel.alive().where((TerritoryModel.state == "active")
+                                                            & (TerritoryModel.id != model.id)))
+        for previous in previous_models:
             update_record(previous, {"state": "archived"}, actor_id=actor_id)
         update_record(model, {"state": "active", "activated_at": now}, actor_id=actor_id)
+        announce("crm_territory_model_activated", model=model,
+                 previous=previous_models[0] if previous_models else None, actor_id=actor_id)
     _changed()
     return model
 
@@ -487,6 +498,8 @@ def add_member(territory, user_id, actor_id=None):
                                 field="user_id", code="duplicate")
         member = TerritoryMember.create(territory_id=territory.id, user_id=user_id, created_at=utcnow(),
                                         created_by_id=actor_id)
+        announce("crm_territory_members_changed", territory=territory, added=[user_id], removed=[],
+                 actor_id=actor_id)
     _changed()
     return member
 
@@ -497,8 +510,12 @@ def remove_member(territory, user_id, actor_id=None):
     _writable_model(territory.model_id, problems)
     if problems.fields:
         raise UserError(problems.fields["model_id"], field="_schema")
-    removed = bool(TerritoryMember.delete().where((TerritoryMember.territory_id == territory.id)
-                                                  & (TerritoryMember.user_id == user_id)).execute())
+    with database.atomic():
+        removed = bool(TerritoryMember.delete().where((TerritoryMember.territory_id == territory.id)
+                                                      & (TerritoryMember.user_id == user_id)).execute())
+        if removed:
+            announce("crm_territory_members_changed", territory=territory, added=[], removed=[user_id],
+                     actor_id=actor_id)
     _changed()
     return removed
 
