@@ -170,7 +170,7 @@ def test_one_run_at_a_time(app, world):
     admin = api_client(app, world["people"]["admin"])
     response = admin.post(f"{API}/models/{model.id}/realign", headers={"Accept-Language": "pl"})
     assert response.status_code == 409
-    assert response.get_json()["error"]["message"] == "Ponowny podział według tego modelu już trwa."
+    assert response.get_json()["error"]["message"] == "Ponowny podział tego modelu już trwa."
     assert TerritoryRealignment.select().count() == 1
     # A run that stopped reporting long ago is dead: a new one may start.
     import datetime as dt
@@ -202,7 +202,7 @@ def test_a_run_whose_model_went_away_fails_cleanly(app, world):
     body = api_client(app, world["people"]["admin"]).get(f"{API}/realignments/{run.id}",
                                                          headers={"Accept-Language": "ru"}).get_json()
     assert body["state"] == "failed"
-    assert body["error"] == "Модель удалили или отправили в архив до запуска перераспределения."
+    assert body["error"] == "Модель была удалена или отправлена в архив до запуска перераспределения."
 
 
 def test_a_failing_run_is_marked_failed(app, world, monkeypatch):
