@@ -60,6 +60,39 @@ def keys_for(object_name, values, country=None, kinds=None):
     return sorted(keys)
 
 
+def keys_for_columns(object_name, columns, countries, kinds=None):
+    """``keys_for`` of many rows given column by column (the importer): ``columns`` {API
+    name: [value of each row]}, ``countries`` the country of each row's national phone
+    numbers; one sorted ``[(kind, value)]`` per row. The exact keys are normalised a column
+    at a time; the name's keys, when asked for, row by row."""
+    spec = spec_of(object_name)
+    count = len(countries)
+    if kinds is None or kinds & NAME_KINDS:
+        names = list(columns)
+        return [keys_for(object_name, dict(zip(names, row)), country=country, kinds=kinds)
+                for row, country in zip(zip(*columns.values()), countries)] if names else \
+            [keys_for(object_name, {}, country=country, kinds=kinds) for country in countries]
+    found = []
+    for kind, names in spec.fields.items():
+        if kind not in kinds:
+            continue
+        for name in names:
+            column = columns.get(name)
+            if column is None:
+                continue
+            if kind == "email":
+                normal = [norm.normalise_email(raw) if raw else None for raw in column]
+            elif kind == "phone":
+                normal = [norm.normalise_phone(raw, country or None) if raw else None
+                          for raw, country in zip(column, countries)]
+            else:
+                normal = [norm.normalise_tax_id(raw) if raw else None for raw in column]
+            found.append([(kind, value[:300]) if value else None for value in normal])
+    if not found:
+        return [[] for _ in range(count)]
+    return [sorted({key for key in keys if key is not None}) for keys in zip(*found)]
+
+
 def store_keys(object_name, record_id, values):
     """Replace the stored keys of one record (inside the caller's transaction)."""
     from crm_core.duplicates.models import MatchKey
