@@ -68,8 +68,10 @@ def _custom(importer):
 def _encode(batch, indices, values, whole, encode):
     """The ``custom`` column of new rows: their values as the JSON ``dumps`` writes (keys
     sorted, no None), one value encoded at a time."""
-    parts = [[None if value is None else f"{encode(key)}:{encode(value)}" for value in column]
-             for key, column in sorted(values.items())]
+    parts = []
+    for key, column in sorted(values.items()):
+        prefix = encode(key) + ":"
+        parts.append([None if value is None else prefix + encode(value) for value in column])
     if len(parts) == 1:
         texts = [None if part is None else "{" + part + "}" for part in parts[0]]
     else:
@@ -94,7 +96,7 @@ def _duplicates(importer):
     from crm_core.duplicates.check import find_duplicates_bulk, unchecked
     from flask import current_app
 
-    from crm_core.duplicates.keys import NAME_KINDS, keys_for_columns, store_keys_bulk
+    from crm_core.duplicates.keys import NAME_KINDS, keys_for_columns, store_new_keys
 
     spec = OBJECTS[name]
     settings = settings_of(name)
@@ -161,8 +163,7 @@ def _duplicates(importer):
         missing = [i for i in rows.indices if i not in known]
         if missing:
             known.update(zip(missing, keys_of(batch, missing)))
-        store_keys_bulk(name, [(record_id, None, None, known[i]) for i, record_id in zip(rows.indices, rows.ids)],
-                        replace=False)
+        store_new_keys(name, rows.ids, [known[i] for i in rows.indices])
         if rows.ids:
             inserted.append((min(rows.ids), max(rows.ids)))
 
