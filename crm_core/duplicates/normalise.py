@@ -45,7 +45,7 @@ def normalise_email(value):
     not an address (a missing @ or an empty side)."""
     if not value:
         return None
-    text = "".join(str(value).split()).lower()  # no white space (what \\s matches; cheaper than a regex)
+    text = "".join(str(value).split()).lower()  # no white space (what \s matches; cheaper than a regex)
     if text.startswith("mailto:"):
         text = text[7:]
     text = text.strip("<>")

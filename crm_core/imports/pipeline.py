@@ -40,6 +40,7 @@ like any change.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import sqlite3
 from collections.abc import Mapping
@@ -660,6 +661,16 @@ class Importer:
         self._insert_plan()
         lock = {"lock_type": "IMMEDIATE"} if vendor() == "sqlite" else {}
         rows = iter(rows)
+        # The cyclic collector would walk every object of the application again and again
+        # while the batches build their columns (a quarter of a large import's time): the
+        # objects that exist now are left out of its passes until the run ends.
+        gc.freeze()
+        try:
+            return self._run(rows, lock, progress)
+        finally:
+            gc.unfreeze()
+
+    def _run(self, rows, lock, progress):
         with database.atomic(**lock) as transaction:
             while True:
                 chunk = list(islice(rows, BATCH))
