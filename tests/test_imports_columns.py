@@ -68,6 +68,14 @@ def test_each_row_reports_its_first_error_in_the_order_of_the_columns_and_steps(
         "Good", "e@x.pl", "PL", "new", "Vietbuild")
 
 
+def test_text_longer_than_its_field_is_refused_in_the_rows_that_have_it(app, rita):
+    run = run_import(rita, [["last_name", "first_name", "description"], ["A", "Jan", "short"],
+                            ["B", "x" * 101, ""], ["C", "", "y" * 20001], ["D", "Anna", "z" * 20000]],
+                     partial=True)
+    assert report(run) == [(3, "first_name", "x" * 101, "too_long"), (4, "description", "y" * 20001, "too_long")]
+    assert {lead.last_name: lead.first_name for lead in Lead.select()} == {"A": "Jan", "D": "Anna"}
+
+
 def test_custom_values_are_checked_a_value_at_a_time_and_stored_as_json(app, rita):
     custom_fields.create_field({"object": "lead", "key": "budget", "type": "money", "currency": "EUR",
                                 "labels": {"en": "Budget"}})
