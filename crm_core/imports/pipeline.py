@@ -396,7 +396,7 @@ class Importer:
 
     def add_batch_step(self, step, after, name=None):
         """Insert ``step(batch)`` after the step named ``after``."""
-        names = [name for name, _ in self.steps]
+        names = [existing for existing, _ in self.steps]
         self.steps.insert(names.index(after) + 1, (name or getattr(step, "__name__", "step"), step))
 
     @staticmethod

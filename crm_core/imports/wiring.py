@@ -56,7 +56,7 @@ def _custom(importer):
                         target[i] = value
             if is_new:
                 _encode(batch, indices, values, whole, encode_value)
-            else:
+            elif raw:  # an update passes the file's custom text on to the service
                 stored = batch.column("custom")
                 for j, i in enumerate(indices):
                     batch.custom[i] = {key: column[j] for key, column in raw.items()}
