@@ -34,6 +34,22 @@ def _default(value):
 
 # Built once: json.dumps with options builds an encoder per call (a third of the cost).
 _ENCODER = json.JSONEncoder(default=_default, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+_encode_text = json.encoder.encode_basestring
+
+
+def encode_value(value):
+    """One value as ``dumps`` writes it inside its dict (the importer encodes a column at a
+    time): the common kinds directly, the encoder's own path for the rest."""
+    kind = value.__class__
+    if kind is str:
+        return _encode_text(value)
+    if kind is Decimal:
+        number = float(value)
+        if number - number == 0:  # finite: written as the encoder writes a float
+            return float.__repr__(number)
+    elif kind is int:
+        return int.__repr__(value)
+    return _ENCODER.encode(value)
 
 
 def dumps(values):

@@ -200,6 +200,47 @@ def compile_validator(object_name, partial=False):
     return validate_row
 
 
+def compile_columns(object_name, keys, partial=False):
+    """``compile_validator`` for a batch of rows given column by column (an import): returns
+    ``check(columns, count)`` -> ``(values, errors)``, ``columns`` {key: [raw value or None]}
+    for the ``keys`` a file has, ``values`` {key: [storage value or None]} and ``errors``
+    {row index: ("custom.<key>", message)}: each row's first problem, in ``validate``'s order."""
+    specs = by_key(object_name)
+    converters = {key: converter(specs[key]) for key in keys}
+    required = [key for key, spec in specs.items() if spec.required]
+    missing = _l("This field is required.")
+
+    def check(columns, count):
+        values, errors = {}, {}
+        for key, column in columns.items():
+            convert = converters[key]
+            try:
+                values[key] = [None if value is None else convert(value) for value in column]
+                continue
+            except Invalid:
+                pass
+            converted = []
+            for index, value in enumerate(column):
+                try:
+                    converted.append(None if value is None else convert(value))
+                except Invalid as problem:
+                    converted.append(None)
+                    errors.setdefault(index, (f"custom.{key}", problem.message))
+            values[key] = converted
+        for key in required:
+            column = values.get(key)
+            if column is None:
+                if not partial:
+                    for index in range(count):
+                        errors.setdefault(index, (f"custom.{key}", missing))
+                continue
+            for index, value in enumerate(column):
+                if value is None:
+                    errors.setdefault(index, (f"custom.{key}", missing))
+        return values, errors
+    return check
+
+
 def validate(object_name, raw, partial=False):
     """``(values, errors)``: ``values`` {key: storage value or None (to clear)} for the
     keys given; ``errors`` {"custom.<key>": translated message}. ``partial`` (a change):

@@ -177,6 +177,8 @@ def find_duplicates_bulk(object_name, rows, actor_id=None, country=None, keys=No
                 f'AND "kind" = {p} AND "value" IN ({", ".join([p] * len(chunk))})', [object_name, kind, *chunk])
             for value, record_id in cursor:
                 owners.setdefault((kind, value), set()).add(record_id)
+    if not owners:
+        return [[] for _ in row_keys]  # no key of these rows is stored: nothing to read
     candidates = sorted({record_id for ids in owners.values() for record_id in ids})
     model = engine().objects[object_name].model
     visible = set()

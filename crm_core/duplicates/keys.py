@@ -60,6 +60,48 @@ def keys_for(object_name, values, country=None, kinds=None):
     return sorted(keys)
 
 
+def keys_for_columns(object_name, columns, countries, kinds=None):
+    """``keys_for`` of many rows given column by column (the importer): ``columns`` {API
+    name: [value of each row]}, ``countries`` the country of each row's national phone
+    numbers; one sorted ``[(kind, value)]`` per row. The exact keys are normalised a column
+    at a time; the name's keys, when asked for, row by row."""
+    spec = spec_of(object_name)
+    count = len(countries)
+    if kinds is None or kinds & NAME_KINDS:
+        names = list(columns)
+        return [keys_for(object_name, dict(zip(names, row)), country=country, kinds=kinds)
+                for row, country in zip(zip(*columns.values()), countries)] if names else \
+            [keys_for(object_name, {}, country=country, kinds=kinds) for country in countries]
+    # One group per kind, in the order of kinds: each row's keys are its groups' keys one
+    # after the other, already sorted, without sorting a set per row.
+    groups = []
+    for kind in sorted(kinds & spec.fields.keys()):
+        normal = []
+        for name in spec.fields[kind]:
+            column = columns.get(name)
+            if column is None:
+                continue
+            if kind == "email":
+                normal.append([norm.normalise_email(raw) if raw else None for raw in column])
+            elif kind == "phone":
+                normal.append([norm.normalise_phone(raw, country or None) if raw else None
+                               for raw, country in zip(column, countries)])
+            else:
+                normal.append([norm.normalise_tax_id(raw) if raw else None for raw in column])
+        if len(normal) == 1:
+            groups.append([((kind, value[:300]),) if value else () for value in normal[0]])
+        elif normal:
+            groups.append([tuple(sorted({(kind, value[:300]) for value in values if value}))
+                           for values in zip(*normal)])
+    if not groups:
+        return [[] for _ in range(count)]
+    if len(groups) == 1:
+        return [list(keys) for keys in groups[0]]
+    if len(groups) == 2:
+        return [[*first, *second] for first, second in zip(*groups)]
+    return [[key for keys in row for key in keys] for row in zip(*groups)]
+
+
 def store_keys(object_name, record_id, values):
     """Replace the stored keys of one record (inside the caller's transaction)."""
     from crm_core.duplicates.models import MatchKey
@@ -115,6 +157,16 @@ def store_keys_bulk(object_name, rows, country=None, replace=True):
             if len(ids) >= BULK:
                 flush()
         flush()
+
+
+def store_new_keys(object_name, ids, keys):
+    """Store the keys already computed of records just inserted (``ids`` beside ``keys``,
+    one list per record), which have none yet: one executemany."""
+    pending = [(object_name, record_id, kind, value) for record_id, found in zip(ids, keys) for kind, value in found]
+    if pending:
+        p = database.param
+        database.cursor().executemany(f'INSERT INTO "match_key" ("object", "record_id", "kind", "value") '
+                                      f"VALUES ({p}, {p}, {p}, {p})", pending)
 
 
 def _stored_rows(object_name, where=None):

@@ -33,8 +33,9 @@ the and &
 """.split())
 CJK_LEGAL = ("有限责任公司", "股份有限公司", "有限公司", "股份公司", "集团", "公司")
 
-_EMAIL_SPACE = re.compile(r"\s+")
 _NON_DIGIT = re.compile(r"\D")
+_EXTENSION = re.compile(r"(?i)\s*(?:ext\.?|x|#|доб\.?|wew\.?)\s*\d+\s*$")
+_EXTENSION_ENDS = frozenset("xX#.tTбБwW")  # the last letter of each extension mark
 _NON_ALNUM = re.compile(r"[^0-9A-Za-z]")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -44,7 +45,7 @@ def normalise_email(value):
     not an address (a missing @ or an empty side)."""
     if not value:
         return None
-    text = _EMAIL_SPACE.sub("", str(value)).lower()
+    text = "".join(str(value).split()).lower()  # no white space (what \s matches; cheaper than a regex)
     if text.startswith("mailto:"):
         text = text[7:]
     text = text.strip("<>")
@@ -63,7 +64,12 @@ def normalise_phone(value, country=None):
         return None
     text = str(value).strip()
     # An extension ("x12", "ext. 12", "doppio 12") is not part of the number.
-    text = re.split(r"(?i)\s*(?:ext\.?|x|#|доб\.?|wew\.?)\s*\d+\s*$", text)[0]
+    # Most numbers end in digits after a digit or a separator: no regex for them.
+    last = text.rstrip().rstrip("0123456789").rstrip()[-1:]
+    if last in _EXTENSION_ENDS or not last.isascii():
+        extension = _EXTENSION.search(text)
+        if extension is not None:
+            text = text[:extension.start()]
     international = text.startswith("+")
     digits = _NON_DIGIT.sub("", text)
     if digits.startswith("00"):

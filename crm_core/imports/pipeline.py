@@ -1,40 +1,52 @@
-"""The importer: a file's rows through a list of compiled steps, written in batches.
+"""The importer: a file's rows through a list of compiled steps, a batch at a time.
 
-Each row goes through ``Importer.steps`` in order; a step reads and completes
-``row.values`` (API names) or adds an error, and a row with an error goes no further:
+A batch (``Batch``) holds its rows column by column: ``batch.values[name]`` is the list of
+one field's values (API names), a row is an index into those lists, and what sets a row
+apart (an error, the record an update changes, a skip) is kept in dicts keyed by that index.
+Each step takes the whole batch, works over its columns (one list comprehension per
+column on the happy path, the error path only for the values that fail) and leaves alone
+the rows that already failed: a row's first error is the one reported.
 
-  convert     text -> values, by the per-column converters (converters.py)
+  convert     text -> values, by the per-column converters (converters.py), then the
+              money columns' currencies and the relation columns looked up by name
   relations   ``account``/``owner``... -> ids among the records the user may read
-  keys        an external id known to the database makes the row an update (batch step)
+  keys        an external id known to the database makes the row an update
   scoped      lookups within another column's value (a stage by name within the row's
               pipeline, or the updated record's)
   owner       a new record without an owner gets the importing user
   required    a new record has its required fields
   checks      the object's completion of new values, then its own row rules (a contact
-              reports to one of its account; an opportunity's stage gates)
+              reports to one of its account; an opportunity's stage gates), row by row
   custom      ``custom.<key>`` columns (or a custom field's label) -> the custom values,
-              checked by the fields' compiled validator (wiring.py)
+              checked by the fields' compiled validator, encoded once per batch (wiring.py)
   row_hash    a new record without an external id is skipped when its mapped values were
-              imported before (batch step)
+              imported before
   duplicates  under the object's "block" duplicate setting, a new row sharing an exact key
-              with a readable record (or an earlier line) is refused (batch step, wiring.py)
+              with a readable record (or an earlier line) is refused (wiring.py)
   assign      a new row that named no owner takes the assignment rules' owner ("apply"),
               after the steps that may refuse it so it takes no round-robin turn (wiring.py)
 
-``steps`` and ``batch_steps`` are plain lists built in ``__init__``; a later part inserts
-its own step with ``importer.add_step(step, after="owner")``, and ``importer.after_insert``
-takes callbacks for the inserted rows of each batch (the match keys are stored there),
-``at_end`` runs inside the transaction after the last batch and ``after_run`` once the rows
-are stored (the new owners are notified there). New records are inserted with
-one executemany per batch (COPY on PostgreSQL); updates go through the object's update
-service, one record at a time, so they are checked and keep their history like any change.
+``steps`` is a plain list of (name, step) built in ``__init__``. A later part inserts a
+step of one row at a time with ``importer.add_step(step, after="owner")`` (``step(row)``
+reads and completes ``row.values``, or calls ``row.fail``), or a step over the batch with
+``add_batch_step``. ``importer.after_insert`` takes callbacks for the inserted rows of
+each batch (an ``Inserted``: their ids and columns; iterating it gives one ``Row`` each),
+``at_end`` runs inside the transaction after the last batch and ``after_run`` once the
+rows are stored (the new owners are notified there). New records are inserted by
+``insert_batch``, one executemany per batch (COPY on PostgreSQL); updates go through the
+object's update service, one record at a time, so they are checked and keep their history
+like any change.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import islice
+from operator import itemgetter
 from typing import Any
 
 import peewee
@@ -65,6 +77,10 @@ class FileProblem(Exception):
 
 @dataclass
 class Row:
+    """One row as a per-row step sees it (``add_step``), or an ``after_insert`` callback
+    iterating its rows: built from the batch's columns on demand, never on the happy path
+    of the built-in steps."""
+
     line: int
     raw: list
     values: dict = field(default_factory=dict)
@@ -82,6 +98,134 @@ class Row:
         if self.error is None:
             self.error = (column, value, code, params)
 
+
+class Batch:
+    """Up to ``BATCH`` rows of the file, column by column (see the module's docstring)."""
+
+    def __init__(self, lines, raws):
+        self.lines, self.raws, self.size = lines, raws, len(lines)
+        self.values = {}        # API name -> [value of each row]
+        self.errors = {}        # index -> (column, value, code, params): the row's first error
+        self.records = {}       # index -> the record an update changes
+        self.custom = {}        # index -> {key: text} of an update's custom columns
+        self.skipped = set()    # indices of rows imported before
+        self.hashes = {}        # index -> row hash (new rows without an external id)
+        self.defaulted = {}     # indices (keys, in order) of new rows that named no owner
+        self.proposed = {}      # index -> the owner the assignment rules propose
+        self.match_keys = {}    # index -> the row's duplicate keys, computed once
+
+    def fail(self, index, column, value, code, **params):
+        if index not in self.errors:
+            self.errors[index] = (column, value, code, params)
+
+    def live(self):
+        """Indices of the rows still going: no error, not skipped."""
+        errors, skipped = self.errors, self.skipped
+        if not errors and not skipped:
+            return range(self.size)
+        return [i for i in range(self.size) if i not in errors and i not in skipped]
+
+    def new(self):
+        """Indices of the live rows that create a record."""
+        records = self.records
+        live = self.live()
+        return live if not records else [i for i in live if i not in records]
+
+    def column(self, name):
+        """The column ``name`` to write into (a column of None if the batch has none yet)."""
+        found = self.values.get(name)
+        if found is None:
+            found = self.values[name] = [None] * self.size
+        return found
+
+    def texts(self, index):
+        """The stripped text of the file's column ``index`` in every row ("" past a short row)."""
+        raws = self.raws
+        try:
+            return list(map(str.strip, map(itemgetter(index), raws)))
+        except IndexError:
+            return [r[index].strip() if index < len(r) else "" for r in raws]
+
+    def row(self, index):
+        """Row ``index`` as a ``Row`` (for per-row steps and callbacks)."""
+        return Row(self.lines[index], self.raws[index],
+                   {name: column[index] for name, column in self.values.items()},
+                   error=self.errors.get(index), record=self.records.get(index),
+                   custom=self.custom.get(index), owner_defaulted=index in self.defaulted,
+                   proposed=self.proposed.get(index), skip=index in self.skipped,
+                   hash=self.hashes.get(index), match_keys=self.match_keys.get(index))
+
+    def put(self, index, row):
+        """Take back what a per-row step changed in ``row``."""
+        for name, value in row.values.items():
+            column = self.values.get(name)
+            if column is None:
+                if value is None:
+                    continue
+                column = self.column(name)
+            column[index] = value
+        if row.error is not None:
+            self.errors.setdefault(index, row.error)
+        if row.record is not None:
+            self.records[index] = row.record
+        if row.custom is not None:
+            self.custom[index] = row.custom
+        if row.owner_defaulted:
+            self.defaulted[index] = True
+        if row.proposed is not None:
+            self.proposed[index] = row.proposed
+        if row.skip:
+            self.skipped.add(index)
+        if row.match_keys is not None:
+            self.match_keys[index] = row.match_keys
+
+
+class RowValues(Mapping):
+    """The values of one row of a batch as a read-only mapping, without copying them:
+    for per-row rules (assignment conditions, a duplicate spec's country) in a loop that
+    moves ``index`` along."""
+
+    __slots__ = ("values", "index")
+
+    def __init__(self, batch, index=0):
+        self.values, self.index = batch.values, index
+
+    def __getitem__(self, name):
+        return self.values[name][self.index]
+
+    def get(self, name, default=None):
+        column = self.values.get(name)
+        return default if column is None else column[self.index]
+
+    def __iter__(self):
+        return iter(self.values)
+
+    def __len__(self):
+        return len(self.values)
+
+
+class Inserted:
+    """The rows of one batch just inserted, for ``after_insert`` callbacks: ``indices`` into
+    ``batch`` and the new ``ids`` side by side, ``column(name)`` their values of one field;
+    iterating gives a ``Row`` each (with its id), for callbacks that prefer rows."""
+
+    def __init__(self, batch, indices, ids):
+        self.batch, self.indices, self.ids = batch, indices, ids
+
+    def column(self, name):
+        found = self.batch.values.get(name)
+        if found is None:
+            return [None] * len(self.indices)
+        return found if len(self.indices) == self.batch.size else [found[i] for i in self.indices]
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __iter__(self):
+        for index, record_id_ in zip(self.indices, self.ids):
+            row = self.batch.row(index)
+            row.id = record_id_
+            yield row
 
 @dataclass
 class Result:
@@ -145,11 +289,10 @@ class Importer:
         self._values_of: dict = {}
         self._targets()
         self._plan(header, mapping or {})
-        self.steps = [("convert", self.convert), ("relations", self.relations), ("keys", None),
-                      ("scoped", self.scoped), ("owner", self.owner), ("required", self.required), ("checks", self.checks),
-                      ("row_hash", None)]
-        self.batch_steps = {"keys": self.keys, "row_hash": self.row_hashes}
-        # Called with each batch's inserted rows (row.id set), in the import's transaction.
+        self.steps = [("convert", self.convert), ("relations", self.relations), ("keys", self.keys),
+                      ("scoped", self.scoped), ("owner", self.owner), ("required", self.required),
+                      ("checks", self.checks), ("row_hash", self.row_hashes)]
+        # Called with each batch's inserted rows (an Inserted), in the import's transaction.
         self.after_insert = []
         # Called after the last batch, inside the import's transaction.
         self.at_end = []
@@ -247,102 +390,150 @@ class Importer:
         return contextlib.nullcontext()
 
     def add_step(self, step, after):
-        """Insert ``step(row)`` after the step named ``after`` (see the module's docstring)."""
-        names = [name for name, _ in self.steps]
-        self.steps.insert(names.index(after) + 1, (getattr(step, "__name__", "step"), step))
+        """Insert ``step(row)``, run row by row, after the step named ``after`` (see the
+        module's docstring)."""
+        self.add_batch_step(self._per_row(step), after, getattr(step, "__name__", "step"))
 
-    # -- per-row steps -----------------------------------------------------------------------------
+    def add_batch_step(self, step, after, name=None):
+        """Insert ``step(batch)`` after the step named ``after``."""
+        names = [existing for existing, _ in self.steps]
+        self.steps.insert(names.index(after) + 1, (name or getattr(step, "__name__", "step"), step))
 
-    def convert(self, row):
-        raw, values, width = row.raw, row.values, len(row.raw)
+    @staticmethod
+    def _per_row(step, new_only=False):
+        def run(batch):
+            for index in (batch.new() if new_only else batch.live()):
+                row = batch.row(index)
+                step(row)
+                batch.put(index, row)
+        return run
+
+    # -- the steps, over a batch's columns ---------------------------------------------------------
+
+    def convert(self, batch):
+        values, fail = batch.values, batch.fail
         for index, title, target, convert, _adapt in self.columns:
-            text = raw[index].strip() if index < width else ""
-            if not text:
-                values[target] = None
+            texts = batch.texts(index)
+            limit = getattr(convert, "limit", None)
+            if limit is not None and max(map(len, texts), default=0) <= limit:
+                values[target] = [text or None for text in texts]  # text that fits is itself
                 continue
             try:
-                values[target] = convert(text)
-            except Bad as bad:
-                row.fail(title, text, bad.code, **bad.params)
-                return
+                values[target] = [convert(text) if text else None for text in texts]
+            except Bad:
+                converted = []
+                for i, text in enumerate(texts):
+                    try:
+                        converted.append(convert(text) if text else None)
+                    except Bad as bad:
+                        converted.append(None)
+                        fail(i, title, text, bad.code, **bad.params)
+                values[target] = converted
         for amount, currency in self.money_columns:
-            if isinstance(values.get(amount), tuple):
-                # "USD 1,054" or "1 054 €": the amount's own currency, which a currency
-                # column must not contradict.
-                values[amount], found = values[amount]
-                given = values.get(currency)
+            amounts = values[amount]
+            if not any(value.__class__ is tuple for value in amounts):
+                continue
+            # "USD 1,054" or "1 054 €": the amount's own currency, which a currency
+            # column must not contradict.
+            currencies = batch.column(currency)
+            for i, value in enumerate(amounts):
+                if value.__class__ is not tuple:
+                    continue
+                amounts[i], found = value
+                given = currencies[i]
                 if given is not None and given != found:
-                    row.fail(self.title_of[amount], found, "currency_mismatch", currency=given, found=found)
-                    return
-                values[currency] = found
+                    fail(i, self.title_of[amount], found, "currency_mismatch", currency=given, found=found)
+                else:
+                    currencies[i] = found
         for index, title, relation in self.lookups:
             if relation.scope is not None:
                 continue  # after the keys step: an update's scope is its record's
-            text = raw[index].strip() if index < width else ""
-            values[relation.column] = self.resolve(relation, text, title, row) if text else None
-            if row.error:
-                return
+            self._resolve_column(batch, index, title, relation, batch.live())
 
-    def scoped(self, row):
+    def _resolve_column(self, batch, index, title, relation, indices, scopes=None):
+        """Look up the names of the file's column ``index`` for the rows ``indices`` (each
+        distinct name once per run), into the relation's column."""
+        texts, ids, cache = batch.texts(index), batch.column(relation.column), self._cache
+        for i in indices:
+            text = texts[i]
+            if not text:
+                ids[i] = None
+                continue
+            scope = scopes[i] if scopes is not None else None
+            key = (relation.name, text.lower(), scope)
+            found = cache.get(key)
+            if found is None:
+                found = cache[key] = self._find(relation, text, scope)
+            if found.__class__ is str:
+                ids[i] = None
+                batch.fail(i, title, text, found)
+            else:
+                ids[i] = found
+
+    def scoped(self, batch):
         for index, title, relation in self.lookups:
             if relation.scope is None:
                 continue
-            text = row.raw[index].strip() if index < len(row.raw) else ""
-            if not text:
-                row.values[relation.column] = None
-                continue
-            if relation.scope in self.mapped and row.values.get(relation.scope) is not None:
-                scope = row.values[relation.scope]
-            elif row.record is not None:
-                scope = getattr(row.record, relation.scope)
-            else:
-                scope = self.memo(("scope", relation.name), relation.scope_default or (lambda: None))
-            row.values[relation.column] = self.resolve(relation, text, title, row, scope)
-            if row.error:
-                return
+            given = batch.values.get(relation.scope) if relation.scope in self.mapped else None
+            scopes, default = [None] * batch.size, None
+            indices = batch.live()
+            for i in indices:
+                if given is not None and given[i] is not None:
+                    scopes[i] = given[i]
+                elif i in batch.records:
+                    scopes[i] = getattr(batch.records[i], relation.scope)
+                else:
+                    if default is None:
+                        default = (self.memo(("scope", relation.name), relation.scope_default or (lambda: None)),)
+                    scopes[i] = default[0]
+            self._resolve_column(batch, index, title, relation, indices, scopes)
 
-    def relations(self, row):
+    def relations(self, batch):
         # Ids given directly (account_id, owner_id) must name records the user may read.
         for column, relation in self.direct_ids:
-            value = row.values.get(column)
-            if value is not None and not self._exists(relation, value):
-                row.fail(self.title_of[column], str(value),
-                         "no_user" if relation.object == "user" else "not_found")
+            given = batch.values.get(column)
+            if given is None:
+                continue
+            errors = batch.errors
+            for i, value in enumerate(given):
+                if value is not None and i not in errors and not self._exists(relation, value):
+                    batch.fail(i, self.title_of[column], str(value),
+                               "no_user" if relation.object == "user" else "not_found")
+
+    def owner(self, batch):
+        if "owner_id" not in self.fields:
+            return
+        owners, records, actor = batch.column("owner_id"), batch.records, self.actor
+        for i in batch.live():
+            if owners[i] is None and i not in records:
+                owners[i] = actor
+                batch.defaulted[i] = True
+
+    def required(self, batch):
+        if not self.spec.required:
+            return
+        indices = batch.new()
+        for name in self.spec.required:
+            given = batch.values.get(name)
+            title = self.title_of.get(name, name)
+            for i in indices:
+                if given is None or given[i] is None:
+                    batch.fail(i, title, "", "required")
+
+    def checks(self, batch):
+        if self.spec.prepare or self.spec.row_checks:
+            self._per_row(self._check_row, new_only=True)(batch)
+
+    def _check_row(self, row):
+        if self.spec.prepare:
+            self.spec.prepare(row.values)
+        for check in self.spec.row_checks:
+            for column, code, params in check(row.values, self):
+                row.fail(self.title_of.get(column + "_id", self.title_of.get(column, column)),
+                         "", code, **params)
                 return
 
-    def owner(self, row):
-        if row.record is None and "owner_id" in self.fields and row.values.get("owner_id") is None:
-            row.values["owner_id"] = self.actor
-            row.owner_defaulted = True
-
-    def required(self, row):
-        if row.record is None:
-            for name in self.spec.required:
-                if row.values.get(name) is None:
-                    row.fail(self.title_of.get(name, name), "", "required")
-                    return
-
-    def checks(self, row):
-        if row.record is None:
-            if self.spec.prepare:
-                self.spec.prepare(row.values)
-            for check in self.spec.row_checks:
-                for column, code, params in check(row.values, self):
-                    row.fail(self.title_of.get(column + "_id", self.title_of.get(column, column)),
-                             "", code, **params)
-                    return
-
     # -- lookups ------------------------------------------------------------------------------------
-
-    def resolve(self, relation, text, title, row, scope=None):
-        key = (relation.name, text.lower(), scope)
-        if key not in self._cache:
-            self._cache[key] = self._find(relation, text, scope)
-        found = self._cache[key]
-        if isinstance(found, str):
-            row.fail(title, text, found)
-            return None
-        return found
 
     def _find(self, relation, text, scope=None):
         from crm_core.users.models import User
@@ -401,15 +592,18 @@ class Importer:
                 model.id == record_id_).scalar()
         return self._values_of[key]
 
-    # -- batch steps -----------------------------------------------------------------------------------
+    # -- the steps on the database's side -----------------------------------------------------------
 
-    def keys(self, rows):
+    def keys(self, batch):
         """Rows whose external id is in the database become updates of that record."""
-        wanted = [row for row in rows if not row.error and row.values.get("external_id")]
+        given = batch.values.get("external_id")
+        if given is None:
+            return
+        wanted = [i for i in batch.live() if given[i]]
         if not wanted:
             return
         model, title = self.model, self.title_of.get("external_id")
-        keys = list({row.values["external_id"] for row in wanted})
+        keys = list({given[i] for i in wanted})
         existing = dict(_lookup(model._meta.table_name, "external_id", "id", keys))
         readable = {}
         ids = list(existing.values())
@@ -417,36 +611,46 @@ class Importer:
         for start in range(0, len(ids), 500):
             for record in engine().query(self.actor, self.spec.name).where(model.id.in_(ids[start:start + 500])):
                 readable[record.external_id] = record
-        for row in wanted:
-            key = row.values["external_id"]
-            first = self._seen_external.get(key)
+        seen, lines = self._seen_external, batch.lines
+        for i in wanted:
+            key = given[i]
+            first = seen.get(key)
             if first is not None:
-                row.fail(title, key, "duplicate_in_file", line=first)
+                batch.fail(i, title, key, "duplicate_in_file", line=first)
                 continue
-            self._seen_external[key] = row.line
+            seen[key] = lines[i]
             if key in readable:
-                row.record = readable[key]
+                batch.records[i] = readable[key]
             elif key in existing:
-                row.fail(title, key, "external_id_taken")
+                batch.fail(i, title, key, "external_id_taken")
 
-    def row_hashes(self, rows):
+    def row_hashes(self, batch):
         """New rows without an external id: skipped when the same values were imported."""
         from crm_core.imports.models import ImportedRow
 
-        fresh = [row for row in rows if not row.error and row.record is None
-                 and not row.values.get("external_id")]
-        names = sorted(self.mapped)
-        for row in fresh:
-            text = "\x1f".join(f"{n}\x1e{row.values.get(n)}" for n in names)
-            row.hash = hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
-        hashes = list({row.hash for row in fresh})
-        known = {h for h, _ in _lookup(ImportedRow._meta.table_name, "row_hash", "record_id", hashes,
+        external = batch.values.get("external_id")
+        fresh = batch.new()
+        if external is not None:
+            fresh = [i for i in fresh if not external[i]]
+        if not fresh:
+            return
+        whole = len(fresh) == batch.size
+        parts = []
+        for name in sorted(self.mapped):
+            column = batch.values.get(name)
+            if column is None:
+                column = [None] * batch.size
+            parts.append([f"{name}\x1e{value}" for value in (column if whole else [column[i] for i in fresh])])
+        blake2b = hashlib.blake2b
+        hashes = [blake2b(text.encode("utf-8"), digest_size=16).hexdigest() for text in map("\x1f".join, zip(*parts))]
+        known = {h for h, _ in _lookup(ImportedRow._meta.table_name, "row_hash", "record_id", list(set(hashes)),
                                        ("object_name", self.spec.name))}
-        for row in fresh:
-            if row.hash in known:
-                row.skip = True
+        for i, row_hash in zip(fresh, hashes):
+            if row_hash in known:
+                batch.skipped.add(i)
             else:
-                known.add(row.hash)
+                known.add(row_hash)
+                batch.hashes[i] = row_hash
 
     # -- running ----------------------------------------------------------------------------------------
 
@@ -456,17 +660,25 @@ class Importer:
         self._seen_external = {}
         self._insert_plan()
         lock = {"lock_type": "IMMEDIATE"} if vendor() == "sqlite" else {}
+        rows = iter(rows)
+        # The cyclic collector would walk every object of the application again and again
+        # while the batches build their columns (a quarter of a large import's time): the
+        # objects that exist now are left out of its passes until the run ends.
+        gc.freeze()
+        try:
+            return self._run(rows, lock, progress)
+        finally:
+            gc.unfreeze()
+
+    def _run(self, rows, lock, progress):
         with database.atomic(**lock) as transaction:
-            batch = []
-            for line, raw in rows:
-                batch.append(Row(line, raw))
-                if len(batch) >= BATCH:
-                    self._batch(batch)
-                    batch = []
-                    if progress:
-                        progress(self.result.total)
-            if batch:
-                self._batch(batch)
+            while True:
+                chunk = list(islice(rows, BATCH))
+                if not chunk:
+                    break
+                self._batch(Batch([line for line, _ in chunk], [raw for _, raw in chunk]))
+                if progress and len(chunk) == BATCH:
+                    progress(self.result.total)
             for callback in self.at_end:
                 callback()
             if self.dry_run or (self.result.refused and not self.partial):
@@ -480,28 +692,27 @@ class Importer:
             progress(self.result.total)
         return self.result
 
-    def _batch(self, rows):
+    def _batch(self, batch):
         result = self.result
-        result.total += len(rows)
-        for name, step in self.steps:
-            if step is None:
-                self.batch_steps[name](rows)
-                continue
-            for row in rows:
-                if row.error is None and not row.skip:
-                    step(row)
-        inserts = []
-        for row in rows:
-            if row.error is not None:
-                result.add_error(row.line, *row.error)
-            elif row.skip:
-                result.skipped += 1
-            elif row.record is not None:
-                self._update(row)
-            else:
-                inserts.append(row)
+        result.total += batch.size
+        for _name, step in self.steps:
+            step(batch)
+        errors, skipped, records = batch.errors, batch.skipped, batch.records
+        if not errors and not skipped and not records:
+            inserts = list(range(batch.size))
+        else:
+            inserts = []
+            for i in range(batch.size):
+                if i in errors:
+                    result.add_error(batch.lines[i], *errors[i])
+                elif i in skipped:
+                    result.skipped += 1
+                elif i in records:
+                    self._update(batch.row(i))
+                else:
+                    inserts.append(i)
         if inserts and not (result.refused and not self.partial):
-            self._insert(inserts)
+            self.insert_batch(batch, inserts)
 
     def _update(self, row):
         record = row.record
@@ -547,7 +758,8 @@ class Importer:
     # -- inserting ----------------------------------------------------------------------------------------
 
     def _insert_plan(self):
-        """The insert's columns and how each row's value is found (default, db_value)."""
+        """The insert's columns and, for each, how a batch's column of values is made
+        (constants, defaults, db_value)."""
         now, meta = utcnow(), self.model._meta
         constants = {"version": 1, "created_at": now, "updated_at": now, "created_by_id": self.actor,
                      "updated_by_id": self.actor, "deleted_at": None, "deleted_by_id": None}
@@ -559,36 +771,34 @@ class Importer:
             self.insert_columns.append(model_field.column_name)
             if name in constants:
                 value = model_field.db_value(constants[name])
-                self.row_values.append(lambda values, value=value: value)
+                self.row_values.append(lambda values, count, value=value: [value] * count)
                 continue
             api = model_field.column_name if isinstance(model_field, peewee.ForeignKeyField) else name
-            default = model_field.default
             needs_db = api in adapted or isinstance(model_field, (peewee.DateField,)) or \
                 type(model_field).__name__ in ("UTCDateTimeField", "MoneyField", "CurrencyField")
-            self.row_values.append(self._getter(api, default, model_field if needs_db else None))
+            self.row_values.append(self._column_maker(api, model_field.default, model_field if needs_db else None))
 
     @staticmethod
-    def _getter(api, default, model_field):
+    def _column_maker(api, default, model_field):
+        """``make(columns, count)``: the insert's values of one field for ``count`` rows from
+        their ``columns`` (API name -> values): the default for None, then db_value."""
+        convert = None
         if model_field is not None:
-            sqlite_date = vendor() == "sqlite" and isinstance(model_field, peewee.DateField)
+            convert = (lambda value: value.isoformat()) if (
+                vendor() == "sqlite" and isinstance(model_field, peewee.DateField)) else model_field.db_value
 
-            def get(values):
-                value = values.get(api)
-                if value is None:
-                    value = default() if callable(default) else default
-                if value is None:
-                    return None
-                return value.isoformat() if sqlite_date else model_field.db_value(value)
-        elif default is not None:
-            def get(values):
-                value = values.get(api)
-                if value is None:
-                    return default() if callable(default) else default
-                return value
-        else:
-            def get(values):
-                return values.get(api)
-        return get
+        def make(columns, count):
+            values = columns.get(api)
+            if values is None:
+                values = [default() for _ in range(count)] if callable(default) else [default] * count
+            elif callable(default):
+                values = [default() if value is None else value for value in values]
+            elif default is not None:
+                values = [default if value is None else value for value in values]
+            if convert is not None:
+                values = [None if value is None else convert(value) for value in values]
+            return values
+        return make
 
     def _next_ids(self, count):
         table = self.model._meta.table_name
@@ -601,40 +811,45 @@ class Importer:
         start = (database.execute_sql(f'SELECT MAX(id) FROM "{table}"').fetchone()[0] or 0) + 1
         return list(range(start, start + count))
 
-    def _insert(self, rows):
+    def insert_batch(self, batch, indices):
+        """Insert the new records of ``batch`` (rows ``indices``), their row hashes, and run
+        the ``after_insert`` callbacks: the one place where an import writes new records."""
         from crm_core.imports.models import ImportedRow
 
-        ids = self._next_ids(len(rows))
-        getters = self.row_values
-        tuples = [(record_id_, *[get(row.values) for get in getters]) for record_id_, row in zip(ids, rows)]
+        count = len(indices)
+        ids = self._next_ids(count)
+        columns = batch.values if count == batch.size else {
+            name: [values[i] for i in indices] for name, values in batch.values.items()}
+        tuples = list(zip(ids, *[make(columns, count) for make in self.row_values]))
         try:
             with database.atomic():
                 self._write(tuples)
         except INTEGRITY:
             if not self.partial:
-                for row in rows:
-                    self.result.add_error(row.line, "", "", "database", {})
+                for i in indices:
+                    self.result.add_error(batch.lines[i], "", "", "database", {})
                 return
             # Find the offending rows one by one; the others go in.
             kept = []
-            for row, values in zip(rows, tuples):
+            for i, values in zip(indices, tuples):
                 try:
                     with database.atomic():
                         self._write([values])
-                    kept.append((row, values))
+                    kept.append((i, values[0]))
                 except INTEGRITY:
-                    self.result.add_error(row.line, "", "", "database", {})
-            rows, tuples = [r for r, _ in kept], [v for _, v in kept]
-            ids = [v[0] for v in tuples]
-        self.result.created += len(rows)
-        for row, record_id_ in zip(rows, ids):
-            row.id = record_id_
+                    self.result.add_error(batch.lines[i], "", "", "database", {})
+            indices, ids = [i for i, _ in kept], [record_id_ for _, record_id_ in kept]
+        self.result.created += len(indices)
+        inserted = Inserted(batch, indices, ids)
         for callback in self.after_insert:
-            callback(rows)
+            callback(inserted)
         records_written(object_of(self.model), ids, None, self.actor)  # once per batch, in its transaction
-        hashes = [(self.spec.name, row.hash, record_id_) for row, record_id_ in zip(rows, ids) if row.hash]
-        if hashes:
-            self._write(hashes, ImportedRow._meta.table_name, ("object_name", "row_hash", "record_id"))
+        row_hashes = batch.hashes
+        if row_hashes:
+            hashes = [(self.spec.name, row_hashes[i], record_id_) for i, record_id_ in zip(indices, ids)
+                      if i in row_hashes]
+            if hashes:
+                self._write(hashes, ImportedRow._meta.table_name, ("object_name", "row_hash", "record_id"))
 
     def _write(self, tuples, table=None, columns=None):
         table = table or self.model._meta.table_name

@@ -5,7 +5,7 @@ adds their steps and callbacks to an ``Importer`` (see pipeline.py for the steps
 
 from __future__ import annotations
 
-from crm_core.imports.pipeline import CUSTOM
+from crm_core.imports.pipeline import CUSTOM, RowValues
 
 
 def wire(importer):
@@ -19,34 +19,70 @@ def wire(importer):
 # -- custom fields ----------------------------------------------------------------------------------
 
 def _custom(importer):
-    from crm_core.customfields import compile_validator, dumps
+    from crm_core.customfields import compile_columns
+    from crm_core.customfields.models import encode_value
 
     name = importer.spec.name
-    validators = {}   # built once per run: new records (every required field) and changes
     columns = importer.custom_columns
+    keys = [key for _, _, key in columns]
+    checkers = {}   # built once per run: new records (every required field) and changes
 
-    def custom(row):
-        new = row.record is None
-        if new not in validators:
-            validators[new] = compile_validator(name, partial=not new)
-        raw, width = {}, len(row.raw)
-        for index, _title, key in columns:
-            text = row.raw[index].strip() if index < width else ""
-            raw[key] = text or None
-        values, errors = validators[new](raw)
-        if errors:
-            field, message = next(iter(errors.items()))
-            key = field[len(CUSTOM):]
-            row.fail(importer.title_of.get(field, field), raw.get(key) or "", "rejected", message=str(message))
-            return
-        for key, value in values.items():
-            row.values[CUSTOM + key] = value   # part of the row's hash: a second run skips it
-        if new:
-            row.values["custom"] = dumps({k: v for k, v in values.items() if v is not None})
-        elif raw:
-            row.custom, row.values["custom"] = raw, values
+    def custom(batch):
+        live = batch.live()
+        records = batch.records
+        new = live if not records else [i for i in live if i not in records]
+        changed = [i for i in live if i in records] if records else []
+        texts = {key: batch.texts(index) for index, _title, key in columns}
+        for indices, is_new in ((new, True), (changed, False)):
+            if not indices:
+                continue
+            if is_new not in checkers:
+                checkers[is_new] = compile_columns(name, keys, partial=not is_new)
+            whole = len(indices) == batch.size
+            raw = {key: [text or None for text in (column if whole else [column[i] for i in indices])]
+                   for key, column in texts.items()}
+            values, errors = checkers[is_new](raw, len(indices))
+            for j, (field, message) in errors.items():
+                given = raw.get(field[len(CUSTOM):])
+                batch.fail(indices[j], importer.title_of.get(field, field), (given[j] if given else None) or "",
+                           "rejected", message=str(message))
+            for key, column in values.items():
+                # Part of the row's hash: a second run skips it.
+                target = batch.column(CUSTOM + key)
+                if whole:
+                    batch.values[CUSTOM + key] = column
+                else:
+                    for i, value in zip(indices, column):
+                        target[i] = value
+            if is_new:
+                _encode(batch, indices, values, whole, encode_value)
+            elif raw:  # an update passes the file's custom text on to the service
+                stored = batch.column("custom")
+                for j, i in enumerate(indices):
+                    batch.custom[i] = {key: column[j] for key, column in raw.items()}
+                    stored[i] = {key: column[j] for key, column in values.items()}
 
-    importer.add_step(custom, after="checks")
+    importer.add_batch_step(custom, after="checks")
+
+
+def _encode(batch, indices, values, whole, encode):
+    """The ``custom`` column of new rows: their values as the JSON ``dumps`` writes (keys
+    sorted, no None), one value encoded at a time."""
+    parts = []
+    for key, column in sorted(values.items()):
+        prefix = encode(key) + ":"
+        parts.append([None if value is None else prefix + encode(value) for value in column])
+    if len(parts) == 1:
+        texts = [None if part is None else "{" + part + "}" for part in parts[0]]
+    else:
+        texts = [("{" + ",".join(found) + "}") if (found := [p for p in row if p is not None]) else None
+                 for row in zip(*parts)] if parts else [None] * len(indices)
+    if whole:
+        batch.values["custom"] = texts
+    else:
+        stored = batch.column("custom")
+        for i, text in zip(indices, texts):
+            stored[i] = text
 
 
 # -- duplicates ----------------------------------------------------------------------------------------
@@ -60,7 +96,7 @@ def _duplicates(importer):
     from crm_core.duplicates.check import find_duplicates_bulk, unchecked
     from flask import current_app
 
-    from crm_core.duplicates.keys import NAME_KINDS, keys_for, store_keys_bulk
+    from crm_core.duplicates.keys import NAME_KINDS, keys_for_columns, store_new_keys
 
     spec = OBJECTS[name]
     settings = settings_of(name)
@@ -72,50 +108,64 @@ def _duplicates(importer):
     countries = {}
     seen = {}  # exact key -> the line of the file that had it first
 
-    def country_of(values):
-        # A contact's phones belong to its account's country: read once per account.
+    def countries_of(batch, indices):
+        """The country of each row's national phone numbers ("" when none)."""
         if name == "contact":
-            account_id = values.get("account_id")
-            if account_id not in countries:
-                countries[account_id] = spec.country_of(values) if account_id is not None else None
-            return countries[account_id] or ""
-        return spec.country_of(values) or ""
+            # A contact's phones belong to its account's country: read once per account.
+            accounts = batch.values.get("account_id") or [None] * batch.size
+            for account_id in {accounts[i] for i in indices} - countries.keys():
+                countries[account_id] = spec.country_of({"account_id": account_id}) if account_id is not None else None
+            return [countries[accounts[i]] or "" for i in indices]
+        view = RowValues(batch)
+        found = []
+        for i in indices:
+            view.index = i
+            found.append(spec.country_of(view) or "")
+        return found
 
-    def duplicates(rows):
-        fresh = [row for row in rows if row.error is None and not row.skip and row.record is None]
-        by_country = {}
-        for row in fresh:
-            by_country.setdefault(country_of(row.values), []).append(row)
-        for country, group in by_country.items():
-            for row in group:  # once per row: the check, the file's own twins and the store use them
-                row.match_keys = keys_for(name, row.values, country=country, kinds=now)
-            found = find_duplicates_bulk(name, [row.values for row in group], actor_id=importer.actor,
-                                         country=country, keys=[row.match_keys for row in group])
-            for row, ids in zip(group, found):
-                if ids:
-                    row.fail("", "", "duplicate", records=", ".join(str(i) for i in ids))
+    def keys_of(batch, indices):
+        """The exact match keys of rows ``indices`` (once per row: the check, the file's own
+        twins and the store use them)."""
+        names = {n for kind in now & spec.fields.keys() for n in spec.fields[kind]}
+        if now & NAME_KINDS:
+            names |= set(batch.values)  # the name's keys read the name fields and the scope
+        whole = len(indices) == batch.size
+        columns = {n: (batch.values[n] if whole else [batch.values[n][i] for i in indices])
+                   for n in names if n in batch.values}
+        return keys_for_columns(name, columns, countries_of(batch, indices), kinds=now)
+
+    def duplicates(batch):
+        fresh = batch.new()
+        if not fresh:
+            return
+        fresh = list(fresh)
+        keys = keys_of(batch, fresh)
+        batch.match_keys.update(zip(fresh, keys))
+        found = find_duplicates_bulk(name, [], actor_id=importer.actor, keys=keys)
+        lines = batch.lines
+        for i, row_keys, ids in zip(fresh, keys, found):
+            if ids:
+                batch.fail(i, "", "", "duplicate", records=", ".join(str(record) for record in ids))
+                continue
+            line = lines[i]
+            for key in row_keys:
+                if key[0] not in exact:
                     continue
-                for key in row.match_keys:
-                    if key[0] not in exact:
-                        continue
-                    first = seen.setdefault(key, row.line)
-                    if first != row.line:
-                        row.fail("", key[1], "duplicate_in_file_key", line=first)
-                        break
+                first = seen.setdefault(key, line)
+                if first != line:
+                    batch.fail(i, "", key[1], "duplicate_in_file_key", line=first)
+                    break
 
     inserted = []  # (first id, last id) of each batch: their name keys follow in a job
 
     def store(rows):
-        pending = []
-        for row in rows:
-            found = row.match_keys
-            if found is None:
-                found = keys_for(name, row.values, country=country_of(row.values), kinds=now)
-            pending.append((row.id, row.values, None, found))
-        store_keys_bulk(name, pending, replace=False)
-        ids = [row.id for row in rows]
-        if ids:
-            inserted.append((min(ids), max(ids)))
+        batch, known = rows.batch, rows.batch.match_keys
+        missing = [i for i in rows.indices if i not in known]
+        if missing:
+            known.update(zip(missing, keys_of(batch, missing)))
+        store_new_keys(name, rows.ids, [known[i] for i in rows.indices])
+        if rows.ids:
+            inserted.append((min(rows.ids), max(rows.ids)))
 
     def store_name_keys_later():
         if inserted and later:
@@ -124,9 +174,7 @@ def _duplicates(importer):
                 sorted(later))
 
     if settings.mode == "block":
-        names = [step for step, _ in importer.steps]
-        importer.steps.insert(names.index("row_hash") + 1, ("duplicates", None))
-        importer.batch_steps["duplicates"] = duplicates
+        importer.add_batch_step(duplicates, after="row_hash")
     elif settings.mode == "warn":
         # The file was meant to be imported: "warn" imports, like a confirmed entry.
         importer.update_context = unchecked
@@ -150,22 +198,27 @@ def _assignment(importer):
         return
     proposed = {}
 
-    def assign(row):
-        if row.record is None and row.owner_defaulted:
-            row.proposed = proposer.propose(row.values)
-            if row.proposed is not None and proposer.mode == "apply":
-                row.values["owner_id"] = row.proposed
+    def assign(batch):
+        # Rows in file order: the round robin gives its turns in that order.
+        live = set(batch.live())
+        owners, view, apply = batch.column("owner_id"), RowValues(batch), proposer.mode == "apply"
+        for i in batch.defaulted:
+            if i in live and i not in batch.records:
+                view.index = i
+                batch.proposed[i] = found = proposer.propose(view)
+                if found is not None and apply:
+                    owners[i] = found
 
     def remember(rows):
-        proposed.update((row.id, row.proposed) for row in rows if row.owner_defaulted)
+        defaulted, given = rows.batch.defaulted, rows.batch.proposed
+        proposed.update((record_id, given.get(i)) for i, record_id in zip(rows.indices, rows.ids) if i in defaulted)
 
     def notify():
         if proposed:
             records_created(name, list(proposed), actor_id=importer.actor, proposed=proposed)
 
     names = [step for step, _ in importer.steps]
-    importer.steps.insert(len(names) if "duplicates" not in names else names.index("duplicates") + 1,
-                          ("assign", assign))
+    importer.add_batch_step(assign, after="duplicates" if "duplicates" in names else names[-1])
     importer.after_insert.append(remember)
     importer.at_end.append(proposer.finish)
     importer.after_run.append(notify)

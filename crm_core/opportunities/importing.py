@@ -100,16 +100,15 @@ def wire(importer):
     created = []
 
     def history(rows):
-        tuples = []
-        for row in rows:
-            values = row.values
-            amount = values.get("amount")
-            tuples.append((row.id, None, values["stage_id"],
-                           fields["changed_at"].db_value(values["stage_changed_at"]), importer.actor,
-                           values.get("currency"), fields["amount"].db_value(amount), values["probability"]))
+        # Column by column, like the insert of the opportunities themselves.
+        count, changed_at, amount = len(rows), fields["changed_at"].db_value, fields["amount"].db_value
+        tuples = list(zip(rows.ids, [None] * count, rows.column("stage_id"),
+                          [changed_at(value) for value in rows.column("stage_changed_at")],
+                          [importer.actor] * count, rows.column("currency"),
+                          [amount(value) for value in rows.column("amount")], rows.column("probability")))
         importer._write(tuples, StageChange._meta.table_name, columns)
         if hook.crm_stage_transition.get_hookimpls() or hook.crm_stage_changed.get_hookimpls():
-            ids = [row.id for row in rows]
+            ids = list(rows.ids)
             created.extend(ids)
             if hook.crm_stage_transition.get_hookimpls():
                 for opportunity in _opportunities(Opportunity, ids):
