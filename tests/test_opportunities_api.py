@@ -49,6 +49,18 @@ def listener(app, name, **methods):
 
 # -- the record ---------------------------------------------------------------------------------------
 
+def test_a_lost_reason_that_is_not_text_is_a_422_not_a_crash(team):
+    """Found by schemathesis: ``"lost_reason": true`` reached the length check and gave a 500;
+    like any field of the wrong type it is a 422 naming the field."""
+    rita = team["clients"]["rita"]
+    for junk in (True, 12, ["Price"], {"name": "Price"}):
+        response = rita.post("/api/v1/opportunities", json={"name": "Deal", "account_id": team["account"].id,
+                                                              "lost_reason": junk},
+                             headers={"Accept-Language": "pl"})
+        assert response.status_code == 422, (junk, response.json)
+        assert response.json["error"]["fields"] == {"lost_reason": ["Podaj tekst."]}
+    assert rita.get("/api/v1/opportunities").json["total"] == 0
+
 def test_an_opportunity_round_trip_with_money_as_a_string_and_its_currency(team):
     rita = team["clients"]["rita"]
     body = create(rita, team["account"], amount="1500000.5", currency="vnd", expected_close_date="2026-12-31",

@@ -40,7 +40,8 @@ class OpportunitySchema(RecordSchema):
         "description": "required in a lost stage (GET /api/v1/lost-reasons)"})
     lost_reason = ma.fields.Function(
         lambda record: record.lost_reason.name if getattr(record, "lost_reason_id", None) else None,
-        deserialize=lambda value: value, allow_none=True,
+        # On input a plain string field decides (a number or a list is "not a valid string").
+        deserialize=lambda value: ma.fields.String().deserialize(value), allow_none=True,
         validate=ma.validate.Length(max=200), metadata={
             "type": "string", "description": "the lost reason's name; on input, a name of the company's "
                                              "list instead of lost_reason_id"})
