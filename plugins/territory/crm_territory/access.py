@@ -112,6 +112,12 @@ def _user_id(actor):
         actor if isinstance(actor, int) and not isinstance(actor, bool) else None)
 
 
+def _reader_levels(actor, object):
+    """``levels_of`` the actor for an object territories govern; ``(None, {})`` otherwise."""
+    user_id = _user_id(actor) if object in OBJECTS else None
+    return levels_of(user_id) if user_id is not None else (None, {})
+
+
 # -- the query form ---------------------------------------------------------------------------------
 
 def _placed(model_id, object_name, territory_ids):
@@ -127,12 +133,7 @@ def query_grants(actor, object):
     placed (by themselves or by their account) in the territories of that level."""
     from crm_core.permissions import engine
 
-    if object not in OBJECTS:
-        return []
-    user_id = _user_id(actor)
-    if user_id is None:
-        return []
-    model_id, levels = levels_of(user_id)
+    model_id, levels = _reader_levels(actor, object)
     if not levels:
         return []
     model = engine().objects[object].model
@@ -164,12 +165,7 @@ def _placement(model_id, object_name, record_id):
 def record_grants(actor, object, record):
     """``[Reason(level, "territory", <name of the record's territory>)]`` when the record
     (or its account) is placed where the user has a level; else nothing."""
-    if object not in OBJECTS:
-        return []
-    user_id = _user_id(actor)
-    if user_id is None:
-        return []
-    model_id, levels = levels_of(user_id)
+    model_id, levels = _reader_levels(actor, object)
     if not levels:
         return []
     if object in OWN_PLACEMENT:
