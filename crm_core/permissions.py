@@ -151,6 +151,9 @@ class Organisation:
     team_members: dict
     # {type: ShareTarget} the plugins registered (crm_register_share_targets)
     share_targets: dict = field(default_factory=dict)
+    # {(type, id): user ids} of the plugins' groups asked so far (this organisation lives
+    # as long as the request)
+    plugin_members: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def load(cls, share_targets=None):
@@ -234,8 +237,7 @@ class Organisation:
             tree = self.subtree(target_id)
             return {u for u, d in self.user_department.items() if d in tree}
         if target_type in self.share_targets:
-            # A plugin's group, asked once per request (this organisation lives as long).
-            known = self.__dict__.setdefault("_plugin_members", {})
+            known = self.plugin_members  # a plugin's group is asked once per request
             if (target_type, target_id) not in known:
                 known[(target_type, target_id)] = _plugin_ids(
                     self.share_targets[target_type], "members", target_id)

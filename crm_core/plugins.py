@@ -308,8 +308,7 @@ def add_plugin_hookspecs(pm, plugin):
         raise PluginError(f"plugin {plugin.name!r}: its hookspecs module {module_name!r} failed to "
                           f"import: {type(exc).__name__}: {exc}") from exc
     prefix = f"crm_{plugin.name}_"
-    marker = f"{hookspecs.hookspec.project_name}_spec"
-    offered = [name for name, obj in vars(module).items() if callable(obj) and hasattr(obj, marker)]
+    offered = list(hookspecs_of(module))
     if not offered:
         raise PluginError(f"plugin {plugin.name!r}: {module_name} declares no hookspec")
     wrong = sorted(name for name in offered if not name.startswith(prefix))
@@ -319,15 +318,17 @@ def add_plugin_hookspecs(pm, plugin):
     pm.add_hookspecs(module)
 
 
+def hookspecs_of(module):
+    """{name: function} of the hookspecs ``module`` declares (marked by ``crm_core.hookspec``:
+    crm_core.hookspecs or a plugin's hookspecs module), in the module's order."""
+    marker = f"{hookspecs.hookspec.project_name}_spec"
+    return {name: obj for name, obj in vars(module).items() if callable(obj) and hasattr(obj, marker)}
+
+
 def plugin_hookspecs(host):
     """{plugin name: [hook names]} of the hooks enabled plugins offer."""
-    marker = f"{hookspecs.hookspec.project_name}_spec"
-    found = {}
-    for plugin in host.plugins:
-        if plugin.manifest.hookspecs:
-            module = importlib.import_module(plugin.manifest.hookspecs)
-            found[plugin.name] = [n for n, o in vars(module).items() if callable(o) and hasattr(o, marker)]
-    return found
+    return {plugin.name: list(hookspecs_of(importlib.import_module(plugin.manifest.hookspecs)))
+            for plugin in host.plugins if plugin.manifest.hookspecs}
 
 
 def build_host(settings, core_modules, trace_writer=None):

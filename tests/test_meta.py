@@ -18,7 +18,7 @@ from pathlib import Path
 
 
 from crm_core import hookspecs
-from crm_core.plugins import discover, load_manifest
+from crm_core.plugins import discover, hookspecs_of, load_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOKS_DOC = ROOT / "docs" / "hooks.md"
@@ -32,13 +32,14 @@ NOT_ENABLED = {"broken"}
 HEADING = re.compile(r"^(#{1,6})\s+`?(crm_\w+)\s*\((.*?)\)`?\s*$")
 
 
+def signatures(module):
+    """{hook name: [argument names]} for every hookspec of ``module``, in file order."""
+    return {name: list(inspect.signature(spec).parameters) for name, spec in hookspecs_of(module).items()}
+
+
 def hookspec_signatures():
     """{hook name: [argument names]} for every hookspec of crm_core.hookspecs, in file order."""
-    specs = {}
-    for name, obj in vars(hookspecs).items():
-        if callable(obj) and hasattr(obj, f"{hookspecs.hookspec.project_name}_spec"):
-            specs[name] = list(inspect.signature(obj).parameters)
-    return specs
+    return signatures(hookspecs)
 
 
 def test_there_are_hookspecs_to_check():
@@ -145,9 +146,7 @@ def bundled_plugin_hookspecs():
         _, manifest = load_manifest(source)
         if not manifest.hookspecs:
             continue
-        module = importlib.import_module(manifest.hookspecs)
-        found[name] = {n: list(inspect.signature(o).parameters) for n, o in vars(module).items()
-                       if callable(o) and hasattr(o, f"{hookspecs.hookspec.project_name}_spec")}
+        found[name] = signatures(importlib.import_module(manifest.hookspecs))
     return found
 
 

@@ -138,6 +138,11 @@ class Batch:
             found = self.values[name] = [None] * self.size
         return found
 
+    def take(self, column, indices):
+        """The values of rows ``indices`` in ``column`` (a column of this batch): the column
+        itself when they are all its rows."""
+        return column if len(indices) == self.size else [column[i] for i in indices]
+
     def texts(self, index):
         """The stripped text of the file's column ``index`` in every row ("" past a short row)."""
         raws = self.raws
@@ -216,7 +221,7 @@ class Inserted:
         found = self.batch.values.get(name)
         if found is None:
             return [None] * len(self.indices)
-        return found if len(self.indices) == self.batch.size else [found[i] for i in self.indices]
+        return self.batch.take(found, self.indices)
 
     def __len__(self):
         return len(self.indices)
@@ -634,13 +639,12 @@ class Importer:
             fresh = [i for i in fresh if not external[i]]
         if not fresh:
             return
-        whole = len(fresh) == batch.size
         parts = []
         for name in sorted(self.mapped):
             column = batch.values.get(name)
             if column is None:
                 column = [None] * batch.size
-            parts.append([f"{name}\x1e{value}" for value in (column if whole else [column[i] for i in fresh])])
+            parts.append([f"{name}\x1e{value}" for value in batch.take(column, fresh)])
         blake2b = hashlib.blake2b
         hashes = [blake2b(text.encode("utf-8"), digest_size=16).hexdigest() for text in map("\x1f".join, zip(*parts))]
         known = {h for h, _ in _lookup(ImportedRow._meta.table_name, "row_hash", "record_id", list(set(hashes)),
@@ -818,8 +822,7 @@ class Importer:
 
         count = len(indices)
         ids = self._next_ids(count)
-        columns = batch.values if count == batch.size else {
-            name: [values[i] for i in indices] for name, values in batch.values.items()}
+        columns = {name: batch.take(values, indices) for name, values in batch.values.items()}
         tuples = list(zip(ids, *[make(columns, count) for make in self.row_values]))
         try:
             with database.atomic():

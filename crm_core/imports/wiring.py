@@ -28,10 +28,9 @@ def _custom(importer):
     checkers = {}   # built once per run: new records (every required field) and changes
 
     def custom(batch):
-        live = batch.live()
         records = batch.records
-        new = live if not records else [i for i in live if i not in records]
-        changed = [i for i in live if i in records] if records else []
+        new = batch.new()
+        changed = [i for i in batch.live() if i in records] if records else []
         texts = {key: batch.texts(index) for index, _title, key in columns}
         for indices, is_new in ((new, True), (changed, False)):
             if not indices:
@@ -39,8 +38,7 @@ def _custom(importer):
             if is_new not in checkers:
                 checkers[is_new] = compile_columns(name, keys, partial=not is_new)
             whole = len(indices) == batch.size
-            raw = {key: [text or None for text in (column if whole else [column[i] for i in indices])]
-                   for key, column in texts.items()}
+            raw = {key: [text or None for text in batch.take(column, indices)] for key, column in texts.items()}
             values, errors = checkers[is_new](raw, len(indices))
             for j, (field, message) in errors.items():
                 given = raw.get(field[len(CUSTOM):])
@@ -129,9 +127,7 @@ def _duplicates(importer):
         names = {n for kind in now & spec.fields.keys() for n in spec.fields[kind]}
         if now & NAME_KINDS:
             names |= set(batch.values)  # the name's keys read the name fields and the scope
-        whole = len(indices) == batch.size
-        columns = {n: (batch.values[n] if whole else [batch.values[n][i] for i in indices])
-                   for n in names if n in batch.values}
+        columns = {n: batch.take(batch.values[n], indices) for n in names if n in batch.values}
         return keys_for_columns(name, columns, countries_of(batch, indices), kinds=now)
 
     def duplicates(batch):

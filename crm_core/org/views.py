@@ -117,6 +117,7 @@ class Directory:
         self.users = {u.id: u for u in User.select().order_by(User.name, User.id)}
         self.teams = {t.id: t for t in Team.select().order_by(Team.name, Team.id)}
         self.departments = {d.id: d for d in Department.select().order_by(Department.name, Department.id)}
+        self.plugin_groups = {}  # {type: {id: name}} of the plugins' share targets, asked once
 
     def user(self, user_id):
         user = self.users.get(_int(user_id))
@@ -156,7 +157,7 @@ class Directory:
 
     def _plugin_names(self, kind):
         """{id: name} of a plugin's share target type, asked once per page."""
-        names = self.__dict__.setdefault("_plugin", {})
+        names = self.plugin_groups
         if kind not in names:
             names[kind] = dict(engine().share_targets[kind].names(current_user.id) or ())
         return names[kind]

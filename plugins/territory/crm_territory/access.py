@@ -22,6 +22,7 @@ from flask import g, has_app_context
 from flask_babel import lazy_gettext as _l
 
 from crm_core.permissions import Level, QueryGrant, Reason, in_subquery
+from crm_territory.placement import placed_in, placement_of
 
 OWN_PLACEMENT = ("account", "lead")  # placed themselves
 BY_ACCOUNT = ("contact", "opportunity")  # follow their account's placement
@@ -78,11 +79,20 @@ def _manager_level():
     return LEVEL_OF_ACCESS.get(str(services.setting("manager_level")).strip().lower(), Level.EDIT)
 
 
+def _own_territories(tree, user_id):
+    """``(member of, managed)``: the territories of ``tree`` where ``user_id`` is a member,
+    and those they manage."""
+    from crm_territory.models import TerritoryMember
+
+    member_of = [t for (t,) in TerritoryMember.select(TerritoryMember.territory_id)
+                 .where(TerritoryMember.user_id == user_id).tuples() if t in tree.by_id]
+    managed = [t for t, territory in tree.by_id.items() if territory.manager_id == user_id]
+    return member_of, managed
+
+
 def levels_of(user_id):
     """``(model id, {territory id: Level})``: where ``user_id`` sees placed records, and at
     which level, in the active model (``(None, {})`` when no model is active)."""
-    from crm_territory.models import TerritoryMember
-
     memo = _memo()
     key = (REASON, "levels", user_id)
     if key in memo:
@@ -90,14 +100,11 @@ def levels_of(user_id):
     model_id, tree = active_tree()
     levels = {}
     if tree is not None:
-        alive = set(tree.by_id)
-        member_of = [t for (t,) in TerritoryMember.select(TerritoryMember.territory_id)
-                     .where(TerritoryMember.user_id == user_id).tuples() if t in alive]
+        member_of, managed = _own_territories(tree, user_id)
         for territory_id in member_of:
             for below in tree.subtree(territory_id):
                 level = LEVEL_OF_ACCESS.get(tree.by_id[below].access_level, Level.READ)
                 levels[below] = max(levels.get(below, Level.NONE), level)
-        managed = [t for t, territory in tree.by_id.items() if territory.manager_id == user_id]
         if managed:
             manager_level = _manager_level()
             for territory_id in managed:
@@ -120,14 +127,6 @@ def _reader_levels(actor, object):
 
 # -- the query form ---------------------------------------------------------------------------------
 
-def _placed(model_id, object_name, territory_ids):
-    from crm_territory.models import TerritoryRecord
-
-    return (TerritoryRecord.select(TerritoryRecord.record_id)
-            .where((TerritoryRecord.model_id == model_id) & (TerritoryRecord.object == object_name)
-                   & TerritoryRecord.territory_id.in_(sorted(territory_ids))))
-
-
 def query_grants(actor, object):
     """One ``QueryGrant`` per level the user holds somewhere: the records of ``object``
     placed (by themselves or by their account) in the territories of that level."""
@@ -143,24 +142,14 @@ def query_grants(actor, object):
     grants = []
     for level in sorted(by_level, reverse=True):
         if object in OWN_PLACEMENT:
-            expression = in_subquery(model.id, _placed(model_id, object, by_level[level]))
+            expression = in_subquery(model.id, placed_in(model_id, object, by_level[level]))
         else:
-            expression = in_subquery(model.account_id, _placed(model_id, "account", by_level[level]))
+            expression = in_subquery(model.account_id, placed_in(model_id, "account", by_level[level]))
         grants.append(QueryGrant(level, expression, REASON))
     return grants
 
 
 # -- the per-record form ---------------------------------------------------------------------------
-
-def _placement(model_id, object_name, record_id):
-    from crm_territory.models import TerritoryRecord
-
-    if record_id is None:
-        return None
-    return (TerritoryRecord.select()
-            .where((TerritoryRecord.model_id == model_id) & (TerritoryRecord.object == object_name)
-                   & (TerritoryRecord.record_id == record_id)).first())
-
 
 def record_grants(actor, object, record):
     """``[Reason(level, "territory", <name of the record's territory>)]`` when the record
@@ -169,9 +158,10 @@ def record_grants(actor, object, record):
     if not levels:
         return []
     if object in OWN_PLACEMENT:
-        placement = _placement(model_id, object, record.get_id())
+        placed_object, record_id = object, record.get_id()
     else:
-        placement = _placement(model_id, "account", record.__data__.get("account"))
+        placed_object, record_id = "account", record.__data__.get("account")
+    placement = placement_of(model_id, placed_object, record_id) if record_id is not None else None
     if placement is None or placement.territory_id not in levels:
         return []
     _model_id, tree = active_tree()
@@ -245,16 +235,12 @@ def share_targets_of(user_id):
     """The territories whose sharing rules reach ``user_id``: every territory at or above
     one where they are a member or the manager (the relation of ``share_members`` seen
     from the user)."""
-    from crm_territory.models import TerritoryMember
-
     _model_id, tree = active_tree()
     if tree is None:
         return set()
-    own = {t for (t,) in TerritoryMember.select(TerritoryMember.territory_id)
-           .where(TerritoryMember.user_id == user_id).tuples() if t in tree.by_id}
-    own |= {t for t, territory in tree.by_id.items() if territory.manager_id == user_id}
+    member_of, managed = _own_territories(tree, user_id)
     targets = set()
-    for territory_id in own:
+    for territory_id in {*member_of, *managed}:
         targets.update(tree.path_ids(territory_id))
     return targets
 

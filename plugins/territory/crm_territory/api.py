@@ -12,12 +12,12 @@ territory name the version they were made on (``If-Match``: 428 without it, 412 
 from __future__ import annotations
 
 import marshmallow as ma
-from flask import jsonify, request
+from flask import jsonify
 from flask.views import MethodView
 from flask_login import current_user
 
 from crm_core.api import ApiError, Blueprint, ListQuery, Schema, check_if_match, page_schema, with_etag
-from crm_core.api.resources import ID, IF_MATCH, IF_MATCH_OPTIONAL
+from crm_core.api.resources import ID, IF_MATCH, IF_MATCH_OPTIONAL, optional_version
 from crm_core.permissions import engine
 from crm_core.users.models import User
 from crm_territory import services
@@ -40,9 +40,11 @@ def _answer(payload, record, status=200):
     return response
 
 
-def _optional_if_match(record):
-    """A delete may name the version it saw (412 when stale); without one it deletes."""
-    return check_if_match(record) if request.headers.get("If-Match") else None
+def found(record):
+    """``record``, or a 404 when the lookup found nothing (missing or deleted)."""
+    if record is None:
+        raise ApiError(404)
+    return record
 
 
 # -- models ---------------------------------------------------------------------------------------
@@ -69,13 +71,6 @@ models_list = ListQuery("TerritoryModel", sort={"id": TerritoryModel.id, "name":
                         default_sort="-id")
 
 
-def _model(model_id):
-    model = services.get_model(model_id)
-    if model is None:
-        raise ApiError(404)
-    return model
-
-
 @blueprint.route("/models")
 class Models(MethodView):
     @blueprint.arguments(models_list.schema, location="query")
@@ -98,7 +93,7 @@ class ModelItem(MethodView):
     @blueprint.response(200, TerritoryModelSchema)
     def get(self, model_id):
         """One model; its version comes back as the ETag."""
-        model = _model(model_id)
+        model = found(services.get_model(model_id))
         return _answer(TerritoryModelSchema().dump(model), model)
 
     @blueprint.arguments(TerritoryModelPatchSchema)
@@ -107,7 +102,7 @@ class ModelItem(MethodView):
     def patch(self, data, model_id):
         """Rename a model or change its description. Needs ``territory.manage``."""
         actor = require_manage()
-        model = _model(model_id)
+        model = found(services.get_model(model_id))
         version = check_if_match(model)
         services.update_model(model, data, actor_id=actor, expected_version=version)
         return _answer(TerritoryModelSchema().dump(model), model)
@@ -118,8 +113,8 @@ class ModelItem(MethodView):
         """Delete a model in planning or archived, with its territories, members and
         placements (the active model: 422). Needs ``territory.manage``."""
         actor = require_manage()
-        model = _model(model_id)
-        services.delete_model(model, actor_id=actor, expected_version=_optional_if_match(model))
+        model = found(services.get_model(model_id))
+        services.delete_model(model, actor_id=actor, expected_version=optional_version(model))
 
 
 @blueprint.route("/models/<int:model_id>/activate")
@@ -130,7 +125,7 @@ class ModelActivation(MethodView):
         """The switch-over: this model (in planning) becomes the active one and the model
         active until now is archived, at once. Needs ``territory.manage``."""
         actor = require_manage()
-        model = _model(model_id)
+        model = found(services.get_model(model_id))
         version = check_if_match(model)
         services.activate_model(model, actor_id=actor, expected_version=version)
         return _answer(TerritoryModelSchema().dump(model), model)
@@ -182,13 +177,6 @@ def territory_out(territory, tree=None):
     return data
 
 
-def _territory(territory_id):
-    territory = services.get_territory(territory_id)
-    if territory is None:
-        raise ApiError(404)
-    return territory
-
-
 @blueprint.route("/territories")
 class Territories(MethodView):
     @blueprint.arguments(territories_list.schema, location="query")
@@ -226,7 +214,7 @@ class TerritoryItem(MethodView):
     @blueprint.response(200, TerritorySchema)
     def get(self, territory_id):
         """One territory with its path; its version comes back as the ETag."""
-        territory = _territory(territory_id)
+        territory = found(services.get_territory(territory_id))
         return _answer(territory_out(territory), territory)
 
     @blueprint.arguments(TerritoryPatchSchema)
@@ -236,7 +224,7 @@ class TerritoryItem(MethodView):
         """Change a territory: move it (not under itself: 422), rename it, change its
         criteria, access level, manager or position. Needs ``territory.manage``."""
         actor = require_manage()
-        territory = _territory(territory_id)
+        territory = found(services.get_territory(territory_id))
         version = check_if_match(territory)
         services.update_territory(territory, data, actor_id=actor, expected_version=version)
         return _answer(territory_out(territory), territory)
@@ -247,8 +235,8 @@ class TerritoryItem(MethodView):
         """Delete a territory with its members; refused (409) while territories are below
         it or records were placed in it by hand. Needs ``territory.manage``."""
         actor = require_manage()
-        territory = _territory(territory_id)
-        services.delete_territory(territory, actor_id=actor, expected_version=_optional_if_match(territory))
+        territory = found(services.get_territory(territory_id))
+        services.delete_territory(territory, actor_id=actor, expected_version=optional_version(territory))
 
 
 # -- members ------------------------------------------------------------------------------------------
@@ -278,7 +266,7 @@ class TerritoryMembers(MethodView):
     @blueprint.response(200, TerritoryMemberSchema(many=True))
     def get(self, territory_id):
         """The territory's members (its manager is not one of them)."""
-        return jsonify(members_out(services.members_of(_territory(territory_id))))
+        return jsonify(members_out(services.members_of(found(services.get_territory(territory_id)))))
 
     @blueprint.arguments(TerritoryMemberSchema)
     @blueprint.response(201, TerritoryMemberSchema)
@@ -286,7 +274,7 @@ class TerritoryMembers(MethodView):
         """Make a user a member (one territory per rep and model unless the setting
         ``several_territories_per_rep``: 409). Needs ``territory.manage``, or to manage
         this territory or one above it."""
-        territory = _territory(territory_id)
+        territory = found(services.get_territory(territory_id))
         actor = require_member_manager(territory)
         member = services.add_member(territory, data["user_id"], actor_id=actor)
         response = jsonify(members_out([member])[0])
@@ -300,10 +288,10 @@ class TerritoryMemberItem(MethodView):
     def delete(self, territory_id, user_id):
         """Take a user out of the territory (404 when they are not a member). Needs
         ``territory.manage``, or to manage this territory or one above it."""
-        territory = _territory(territory_id)
+        territory = found(services.get_territory(territory_id))
         actor = require_member_manager(territory)
         if not services.remove_member(territory, user_id, actor_id=actor):
             raise ApiError(404)
 
 
-__all__ = ["blueprint", "territory_out", "members_out", "require_manage"]
+__all__ = ["blueprint", "territory_out", "members_out", "require_manage", "found"]

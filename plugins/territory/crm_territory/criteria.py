@@ -173,7 +173,8 @@ def _text_test(values, transform):
 
 
 def _range_test(bounds):
-    low, high = bounds.get("min"), bounds.get("max")
+    # The ends are converted once: the test runs per record while realigning.
+    low, high = (None if bounds.get(end) is None else _number(bounds[end]) for end in ("min", "max"))
 
     def test(value):
         if value is None or isinstance(value, bool):
@@ -182,7 +183,7 @@ def _range_test(bounds):
             number = _number(value)
         except (InvalidOperation, ValueError, TypeError):
             return False
-        return (low is None or number >= _number(low)) and (high is None or number <= _number(high))
+        return (low is None or number >= low) and (high is None or number <= high)
     return test
 
 

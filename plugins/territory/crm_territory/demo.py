@@ -86,8 +86,11 @@ def place(model):
     for object_name in PLACED_OBJECTS:
         record_model = placement.object_model(object_name)
         ids = [i for (i,) in record_model.alive(record_model.id).order_by(record_model.id).tuples()]
+        # One placer for every chunk: the tree is read and compiled once per object.
+        placers = [placement.Placer(model.id, object_name)]
         for start in range(0, len(ids), placement.CHUNK):
-            for moves in placement.place_records(object_name, ids[start:start + placement.CHUNK], [model.id]):
+            for moves in placement.place_records(object_name, ids[start:start + placement.CHUNK],
+                                                 placers=placers):
                 moved += moves.moved
     return moved
 

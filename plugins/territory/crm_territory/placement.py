@@ -50,6 +50,26 @@ def active_model_id():
             .order_by(TerritoryModel.id).scalar())
 
 
+def territory_rows(model_ids):
+    """``{model id: [(id, parent_id, name, criteria, position)]}``: the live territories a
+    ``Placer`` reads, in (position, id) order, for several models in one query."""
+    rows = {model_id: [] for model_id in model_ids}
+    if rows:
+        for model_id, *row in (Territory.alive(Territory.model_id, Territory.id, Territory.parent_id,
+                                               Territory.name, Territory.criteria, Territory.position)
+                               .where(Territory.model_id.in_(list(rows)))
+                               .order_by(Territory.position, Territory.id).tuples()):
+            rows[model_id].append(tuple(row))
+    return rows
+
+
+def placed_in(model_id, object_name, territory_ids):
+    """A subquery of the ids of the records of ``object_name`` placed in ``territory_ids``."""
+    return (TerritoryRecord.select(TerritoryRecord.record_id)
+            .where((TerritoryRecord.model_id == model_id) & (TerritoryRecord.object == object_name)
+                   & TerritoryRecord.territory_id.in_(sorted(territory_ids))))
+
+
 # -- the placer ---------------------------------------------------------------------------------------
 
 class Placer:
@@ -64,10 +84,7 @@ class Placer:
             raise ValueError(f"records of {object_name!r} are not placed")
         self.model_id = model_id
         self.object_name = object_name
-        rows = territories if territories is not None else list(
-            Territory.alive(Territory.id, Territory.parent_id, Territory.name, Territory.criteria,
-                            Territory.position)
-            .where(Territory.model_id == model_id).order_by(Territory.position, Territory.id).tuples())
+        rows = territories if territories is not None else territory_rows([model_id])[model_id]
         self.names = {}
         self.parents = {}
         self.matchers = {}
@@ -288,13 +305,15 @@ def write(moves, now=None):
 
 # -- placing records as they are written -------------------------------------------------------------------
 
-def place_records(object_name, ids, model_ids=None):
+def place_records(object_name, ids, model_ids=None, placers=None):
     """Place the records ``ids`` of ``object_name`` in every planning and active model (or
-    in ``model_ids``), leaving manual placements alone. Returns the ``Moves`` per model."""
+    in ``model_ids``, or with the ``placers`` given), leaving manual placements alone.
+    Returns the ``Moves`` per model."""
     if object_name not in PLACED_OBJECTS or not ids:
         return []
-    model_ids = placed_models() if model_ids is None else model_ids
-    placers = [Placer(model_id, object_name) for model_id in model_ids]
+    if placers is None:
+        model_ids = placed_models() if model_ids is None else model_ids
+        placers = [Placer(model_id, object_name, rows) for model_id, rows in territory_rows(model_ids).items()]
     if not placers:
         return []
     reader = ValueReader(object_name, placers)
@@ -310,29 +329,26 @@ def place_records(object_name, ids, model_ids=None):
     return done
 
 
-def fields_read(object_name):
-    """The API field names the criteria of the planning and active models read for ``object_name``."""
-    model_ids = placed_models()
-    if not model_ids:
-        return set()
-    names = set()
-    for (raw,) in Territory.alive(Territory.criteria).where(Territory.model_id.in_(model_ids)).tuples():
-        names |= fields_of(json.loads(raw or "{}"))
-    return names
-
-
 def records_written(object_name, ids, fields):
     """``crm_records_written``: place created records, and changed ones when a changed field
-    is one the criteria read (contacts and opportunities follow their account: nothing to do)."""
+    is one the criteria read (contacts and opportunities follow their account: nothing to do).
+
+    Runs on every save of an account or lead: the placed models' territories are read once
+    (two queries), for the check and, when it passes, for the placers."""
     if object_name not in PLACED_OBJECTS or not ids:
         return
+    rows = territory_rows(placed_models())
     if fields is not None:
-        changed, read = set(fields), fields_read(object_name)
+        changed, read = set(fields), set()
+        for territories in rows.values():
+            for _id, _parent, _name, raw, _position in territories:
+                read |= fields_of(json.loads(raw or "{}"))
         if "custom" in changed:  # a writer that did not say which custom values changed
             changed |= {name for name in read if name.startswith(CUSTOM_PREFIX)}
         if not changed & read:
             return
-    place_records(object_name, ids)
+    place_records(object_name, ids,
+                  placers=[Placer(model_id, object_name, territories) for model_id, territories in rows.items()])
 
 
 def records_merged(object_name, merged):
@@ -369,7 +385,9 @@ def conflict(message, field="_schema"):
 
 
 def _placed_model(model_id):
-    model = TerritoryModel.alive().where(TerritoryModel.id == model_id).first()
+    from crm_territory.services import get_model
+
+    model = get_model(model_id)
     if model is None:
         raise UserError(_l("No such territory model."), field="model_id")
     if model.state not in PLACED_STATES:

@@ -24,8 +24,8 @@ from flask_babel import lazy_gettext as _l
 from crm_core.db import database, utcnow
 from crm_core.jobs import TaskSpec
 from crm_territory import placement
-from crm_territory.services import announce
-from crm_territory.models import PLACED_OBJECTS, Territory, TerritoryModel, TerritoryRealignment, TerritoryRecord
+from crm_territory.services import announce, get_model
+from crm_territory.models import PLACED_OBJECTS, Territory, TerritoryRealignment, TerritoryRecord
 
 log = logging.getLogger("crm.territory")
 
@@ -191,7 +191,7 @@ def run(realignment_id):
     run_row = TerritoryRealignment.get_or_none(TerritoryRealignment.id == realignment_id)
     if run_row is None or run_row.state != "queued":
         return
-    model = TerritoryModel.alive().where(TerritoryModel.id == run_row.model_id).first()
+    model = get_model(run_row.model_id)
     if model is None or model.state not in placement.PLACED_STATES:
         _report(run_row.id, state="failed", finished_at=utcnow(), error="model_gone")
         return

@@ -18,13 +18,12 @@ from crm_core.api.access import get_readable
 from crm_core.api.errors import ApiError
 from crm_core.api.resources import ID
 from crm_core.permissions import engine
-from crm_territory import placement, realign
-from crm_territory.models import PLACED_OBJECTS, REALIGNMENT_STATES, TerritoryModel, TerritoryRealignment
+from crm_territory import placement, realign, services
+from crm_territory.api import found
+from crm_territory.models import PLACED_OBJECTS, REALIGNMENT_STATES, TerritoryRealignment
 
 blueprint = Blueprint("territory_realign_api", __name__, url_prefix="",
                       description="Realignment of a territory model, and placing records by hand.")
-
-REALIGN = "territory.realign"
 
 ERRORS = {
     "model_gone": _l("The model was deleted or archived before the realignment ran."),
@@ -123,15 +122,8 @@ class BackToRulesQuerySchema(Schema):
 # -- helpers -----------------------------------------------------------------------------------------------
 
 def _require_realign():
-    if not engine().has_permission(current_user.id, REALIGN):
+    if not engine().has_permission(current_user.id, services.REALIGN):
         raise ApiError(403)
-
-
-def _model(model_id):
-    model = TerritoryModel.alive().where(TerritoryModel.id == model_id).first()
-    if model is None:
-        raise ApiError(404)
-    return model
 
 
 def _ref(territory_id, names):
@@ -147,11 +139,18 @@ def _label(object_name, record):
     return f"{person} ({record.company})" if record.company else person
 
 
-def run_out(run, sample=None):
+def _pairs(run):
+    return json.loads(run.summary or "{}").get("pairs", [])
+
+
+def run_out(run, sample=None, names=None):
+    """The run as the API answers it; ``names``: the territory names, when a list of runs
+    read them at once."""
     stored = json.loads(run.summary or "{}")
     pairs = stored.get("pairs", [])
-    names = realign.territory_names([t for _, f, to, _ in pairs for t in (f, to)]
-                                    + [t for s in (sample or ()) for t in s[2:]])
+    if names is None:
+        names = realign.territory_names([t for _, f, to, _ in pairs for t in (f, to)]
+                                        + [t for s in (sample or ()) for t in s[2:]])
     out = {
         "id": run.id, "model_id": run.model_id, "state": run.state, "preview_only": run.preview_only,
         "total": run.total, "examined": run.examined, "moved": run.moved,
@@ -181,11 +180,12 @@ def placement_out(model_id, object_name, record_id, row):
     if row is None:
         return PlacementSchema().dump({"model_id": model_id, "object": object_name, "record_id": record_id,
                                        "territory": None, "path": [], "source": None, "placed_at": None})
-    placer = placement.Placer(model_id, object_name)
+    model_tree = services.tree(model_id)
+    territory = model_tree.by_id.get(row.territory_id)
     return PlacementSchema().dump({
         "model_id": model_id, "object": object_name, "record_id": record_id,
-        "territory": {"id": row.territory_id, "name": placer.names.get(row.territory_id, "")},
-        "path": placer.path(row.territory_id), "source": row.source, "placed_at": row.placed_at})
+        "territory": {"id": row.territory_id, "name": territory.name if territory is not None else ""},
+        "path": model_tree.path(row.territory_id), "source": row.source, "placed_at": row.placed_at})
 
 
 # -- realignment -------------------------------------------------------------------------------------------
@@ -201,7 +201,7 @@ class Realign(MethodView):
         ``?preview=1`` answers 200 with what would move now and starts nothing. An archived
         model cannot be realigned (409); nor can a model whose realignment is under way."""
         _require_realign()
-        model = _model(model_id)
+        model = found(services.get_model(model_id))
         if args["preview"]:
             run, sample = realign.preview(model, current_user.id)
             return jsonify(run_out(run, sample))
@@ -218,9 +218,10 @@ class ModelRealignments(MethodView):
     def get(self, args, model_id):
         """The realignment runs and previews of a model, newest first."""
         _require_realign()
-        model = _model(model_id)
+        model = found(services.get_model(model_id))
         page = RUNS.page(realign.runs_of(model.id), args)
-        page["items"] = [run_out(run) for run in page["items"]]
+        names = realign.territory_names([t for run in page["items"] for _, f, to, _ in _pairs(run) for t in (f, to)])
+        page["items"] = [run_out(run, names=names) for run in page["items"]]
         return jsonify(page)
 
 
@@ -231,10 +232,7 @@ class Realignment(MethodView):
         """A realignment run: its state (queued, running, applied, failed; previewed), its
         progress and, once done, the counts per from -> to territory pair."""
         _require_realign()
-        run = realign.get_run(realignment_id)
-        if run is None:
-            raise ApiError(404)
-        return jsonify(run_out(run))
+        return jsonify(run_out(found(realign.get_run(realignment_id))))
 
 
 # -- placing by hand ---------------------------------------------------------------------------------------
@@ -247,11 +245,9 @@ class RecordPlacement(MethodView):
         """Place an account or lead in a territory by hand (in the territory's model): the
         rules and realignment leave it there until it is given back to the rules. Needs
         ``territory.manage`` or to manage the territory (or one above it)."""
-        from crm_territory.services import get_territory
-
         name = _placed_object(placed_object)
         get_readable(name, placed_id)  # a record the caller may not read is a 404
-        territory = get_territory(data["territory_id"])
+        territory = services.get_territory(data["territory_id"])
         if territory is None:
             raise ApiError(422, fields={"territory_id": [str(_l("No such territory."))]})
         if not placement.may_place_by_hand(current_user.id, territory):
@@ -265,17 +261,15 @@ class RecordPlacement(MethodView):
         """Give a record placed by hand back to the rules (in ``?model_id=``, default the
         active model) and answer where the rules place it now. 404 when it is not placed by
         hand there. Needs ``territory.manage`` or to manage the territory it was placed in."""
-        from crm_territory.services import get_territory
-
         name = _placed_object(placed_object)
         get_readable(name, placed_id)
         model_id = args["model_id"] or placement.active_model_id()
         row = placement.placement_of(model_id, name, placed_id) if model_id is not None else None
         if row is None or row.source != "manual":
             raise ApiError(404, message=_l("This record is not placed by hand in this model."))
-        territory = get_territory(row.territory_id)
+        territory = services.get_territory(row.territory_id)
         allowed = (placement.may_place_by_hand(current_user.id, territory) if territory is not None
-                   else engine().has_permission(current_user.id, "territory.manage"))
+                   else engine().has_permission(current_user.id, services.MANAGE))
         if not allowed:
             raise ApiError(403)
         row = placement.back_to_rules(name, placed_id, model_id, actor_id=current_user.id)

@@ -17,7 +17,7 @@ from flask_babel import lazy_gettext as _l
 from crm_core.analysis.dimensions import ReportDimension
 from crm_territory import services
 from crm_territory.models import Territory, TerritoryRecord
-from crm_territory.placement import active_model_id
+from crm_territory.placement import active_model_id, placed_in
 
 NO_MODEL = -1  # a model id no row has: with no active model nothing is placed
 
@@ -61,10 +61,7 @@ def dimensions():
 
 def placed_accounts(territory):
     """A subquery of the ids of the accounts placed in ``territory`` and below it."""
-    ids = services.subtree_ids(territory)
-    return (TerritoryRecord.select(TerritoryRecord.record_id)
-            .where((TerritoryRecord.model_id == territory.model_id) & (TerritoryRecord.object == "account")
-                   & TerritoryRecord.territory_id.in_(ids)))
+    return placed_in(territory.model_id, "account", services.subtree_ids(territory))
 
 
 def pipeline_of(territory, user_id):

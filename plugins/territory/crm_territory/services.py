@@ -6,8 +6,8 @@ answers 422, or 409 for a name already taken, a territory with territories below
 rep already in another territory). Versioned rows (models, territories) take the version
 the caller read (``expected_version``; a stale one raises ``VersionConflict``).
 
-Nothing here caches: the access engine asks ``tree``, ``territories_of_user``... on
-every request, so a change counts from the very next request.
+Nothing here caches: access.py reads ``tree`` afresh on every request (kept only in that
+request's memo), so a change counts from the very next request.
 
 Function names are used by the API, the pages and the other modules of the plugin; keep
 them stable:
@@ -33,6 +33,7 @@ from flask_babel import lazy_ngettext
 
 from crm_core.db import database, utcnow
 from crm_core.errors import UserError, VersionConflict
+from crm_core.org.services import Problems
 from crm_core.records import create_record, soft_delete, update_record
 from crm_core.users.models import User
 from crm_territory import criteria as criteria_module
@@ -43,27 +44,6 @@ NAME_MAX = 200
 DESCRIPTION_MAX = 2000
 MANAGE = "territory.manage"
 REALIGN = "territory.realign"
-
-
-class Problems:
-    """What is wrong with a change, one message per input; ``check`` refuses it at once."""
-
-    def __init__(self):
-        self.fields = {}
-        self.code = None
-
-    def add(self, name, message, code="invalid"):
-        if name not in self.fields:
-            self.fields[name] = message
-            self.code = self.code or code
-
-    def __contains__(self, name):
-        return name in self.fields
-
-    def check(self):
-        if self.fields:
-            name, message = next(iter(self.fields.items()))
-            raise UserError(message, field=name, code=self.code, fields=dict(self.fields))
 
 
 def setting(name):
@@ -101,8 +81,6 @@ def _changed():
 def announce(hook_name, **kwargs):
     """Call one of the hooks this plugin offers (crm_territory/hookspecs.py) inside the
     caller's transaction: an exception of an implementation rolls the change back."""
-    from flask import current_app
-
     getattr(current_app.extensions["crm"].hook, hook_name)(app=current_app._get_current_object(), **kwargs)
 
 

@@ -25,7 +25,7 @@ from peewee import fn
 from crm_core.errors import UserError, VersionConflict
 from crm_core.permissions import engine
 from crm_core.users.models import User
-from crm_territory import reporting, services
+from crm_territory import placement, realign, reporting, services
 from crm_territory.models import PLACED_OBJECTS, TerritoryMember, TerritoryRealignment, TerritoryRecord
 
 blueprint = Blueprint("territory_ui", __name__, template_folder="templates")
@@ -88,6 +88,11 @@ def _problems(problem):
     return {name: str(message) for name, message in problem.fields.items()}
 
 
+def _message(problem):
+    """A refusal as one notice (its messages side by side)."""
+    return " ".join(_problems(problem).values())
+
+
 def _user_names(ids):
     ids = sorted({i for i in ids if i is not None})
     if not ids:
@@ -122,16 +127,22 @@ def _range_text(bounds):
     return _("at most %(high)s", high=high)
 
 
-def readable_criteria(criteria):
-    """[(label, text)] of a territory's criteria in the reader's language; empty when the
-    territory takes every record that reaches it."""
+def country_names():
+    """{code: name} of the countries in the reader's language."""
     from crm_core.web.record_pages import countries
 
-    names = dict(countries())
+    return dict(countries())
+
+
+def readable_criteria(criteria, names=None):
+    """[(label, text)] of a territory's criteria in the reader's language; empty when the
+    territory takes every record that reaches it. ``names``: ``country_names()``, for a page
+    that shows many territories (read once, not per territory)."""
     specs = None
     out = []
     for key, value in criteria.items():
         if key == "country":
+            names = country_names() if names is None else names
             out.append((_("Countries"), ", ".join(f"{names.get(code, code)} ({code})" for code in value)))
         elif key == "region":
             out.append((_("Regions"), ", ".join(value)))
@@ -177,12 +188,13 @@ def criteria_from_form(form):
         ranges.append(parts if len(parts) == 2 else line)
     if ranges:
         raw["postal_code"] = ranges
-    for key in ["employees"] + [f"custom.{k}" for k, spec in _custom_specs().items() if spec.type in RANGE_TYPES]:
+    specs = _custom_specs()
+    for key in ["employees"] + [f"custom.{k}" for k, spec in specs.items() if spec.type in RANGE_TYPES]:
         bounds = {end: form.get(f"{key}.{end}", "").strip() for end in ("min", "max")}
         bounds = {end: value for end, value in bounds.items() if value}
         if bounds:
             raw[key] = bounds
-    for key, spec in _custom_specs().items():
+    for key, spec in specs.items():
         if spec.type in LIST_TYPES:
             values = _lines(form.get(f"custom.{key}"))
             if values:
@@ -248,9 +260,10 @@ def index():
                              .group_by(TerritoryMember.territory_id).tuples())
         managers = _user_names(t.manager_id for t, _d in rows)
     mine = services.territories_of_user(current_user.id)
+    names = country_names() if rows else {}
     return render_template("crm_territory/index.html", models=models, chosen=chosen, rows=rows,
                            member_counts=member_counts, managers=managers, states=STATES, levels=LEVELS,
-                           readable=lambda t: readable_criteria(services.criteria_of(t)),
+                           readable=lambda t: readable_criteria(services.criteria_of(t), names),
                            mine=set(mine["member"]) | set(mine["manager"]),
                            can_manage=may_manage(), can_realign=may_realign())
 
@@ -385,7 +398,7 @@ def activate_model(model_id):
         try:
             services.activate_model(model, actor_id=current_user.id, expected_version=_version())
         except UserError as problem:
-            notice, status = " ".join(_problems(problem).values()), 409 if problem.code == "stale" else 422
+            notice, status = _message(problem), 409 if problem.code == "stale" else 422
         except VersionConflict:
             notice, status, model = STALE, 409, _model_or_404(model_id)
         else:
@@ -402,7 +415,7 @@ def delete_model(model_id):
     try:
         services.delete_model(model, actor_id=current_user.id, expected_version=_version())
     except UserError as problem:
-        flash(" ".join(_problems(problem).values()), "error")
+        flash(_message(problem), "error")
         return redirect(url_for("territory_ui.index", model_id=model.id))
     except VersionConflict:
         flash(str(STALE), "error")
@@ -485,7 +498,7 @@ def delete_territory(territory_id):
     try:
         services.delete_territory(territory, actor_id=current_user.id, expected_version=_version())
     except UserError as problem:
-        return territory_page(territory, notice=" ".join(_problems(problem).values()),
+        return territory_page(territory, notice=_message(problem),
                               status=409 if problem.code in UserError.CONFLICTS else 422)
     except VersionConflict:
         return territory_page(_territory_or_404(territory_id), notice=str(STALE), status=409)
@@ -500,18 +513,19 @@ RUN_STATES = {"queued": _l("Waiting for the worker"), "running": _l("Running"), 
 OBJECTS = {"account": _l("Accounts"), "lead": _l("Leads")}
 
 
+def _progress(run):
+    """How far the run is, in percent."""
+    if run.total:
+        return min(100, round(100 * run.examined / run.total))
+    return 100 if run.state in ("applied", "previewed") else 0
+
+
 def _run_view(run):
     """What the pages show of a run: its counts, progress and the moves per territory pair."""
-    from crm_territory import realign
-
     stored = json.loads(run.summary or "{}")
     pairs = stored.get("pairs", [])
     names = realign.territory_names([t for _o, f, to, _n in pairs for t in (f, to)])
-    if run.total:
-        progress = min(100, round(100 * run.examined / run.total))
-    else:
-        progress = 100 if run.state in ("applied", "previewed") else 0
-    return {"run": run, "progress": progress, "totals": stored.get("totals") or {},
+    return {"run": run, "progress": _progress(run), "totals": stored.get("totals") or {},
             "moves": [(OBJECTS.get(o, o), names.get(f), names.get(to), n) for o, f, to, n in pairs],
             "error": _run_error(run.error)}
 
@@ -523,14 +537,15 @@ def _run_error(code):
 
 
 def realign_page(model, preview=None, sample=None, notice=None, status=200):
-    from crm_territory import realign
     from crm_territory.realign_api import _label
 
     runs = list(realign.runs_of(model.id).order_by(TerritoryRealignment.id.desc()).limit(20))
     names = realign.territory_names([t for _o, _r, f, to in (sample or ()) for t in (f, to)])
     people = _user_names(r.created_by_id for r in runs)
     return render_template("crm_territory/realign.html", model=model, states=STATES, run_states=RUN_STATES,
-                           runs=[_run_view(r) for r in runs], preview=_run_view(preview) if preview else None,
+                           # the list shows a run's progress only: no moves, no territory names to read
+                           runs=[{"run": r, "progress": _progress(r)} for r in runs],
+                           preview=_run_view(preview) if preview else None,
                            sample=[(OBJECTS.get(o, o), _label(o, record), names.get(f), names.get(to))
                                    for o, record, f, to in (sample or ())],
                            under_way=realign.running(model.id), people=people, notice=notice,
@@ -546,35 +561,29 @@ def realign_view(model_id):
 @blueprint.post("/models/<int:model_id>/realign/preview", endpoint="realign_preview")
 def realign_preview(model_id):
     """What a realignment would move now (recorded as a "previewed" run)."""
-    from crm_territory import realign
-
     _require(services.REALIGN)
     model = _model_or_404(model_id)
     try:
         run, sample = realign.preview(model, current_user.id)
     except UserError as problem:
-        return realign_page(model, notice=" ".join(_problems(problem).values()), status=409)
+        return realign_page(model, notice=_message(problem), status=409)
     return realign_page(model, run, sample)
 
 
 @blueprint.post("/models/<int:model_id>/realign", endpoint="realign_start")
 def realign_start(model_id):
-    from crm_territory import realign
-
     _require(services.REALIGN)
     model = _model_or_404(model_id)
     try:
         run = realign.start(model, current_user.id)
     except UserError as problem:
-        return realign_page(model, notice=" ".join(_problems(problem).values()), status=409)
+        return realign_page(model, notice=_message(problem), status=409)
     flash(_("The realignment has started."), "success")
     return redirect(url_for("territory_ui.realignment", realignment_id=run.id))
 
 
 @blueprint.get("/realignments/<int:realignment_id>", endpoint="realignment")
 def realignment(realignment_id):
-    from crm_territory import realign
-
     _require(services.REALIGN)
     run = realign.get_run(realignment_id)
     model = services.get_model(run.model_id) if run is not None else None
@@ -598,20 +607,20 @@ def menu_items(actor):
 PANEL_OBJECTS = ("account", "lead", "contact", "opportunity")
 
 
-def placement_of(object_name, record, model_id):
-    """(territory, source) where ``record`` is placed in the model (contacts and
+def placement_of(object_name, record, model_tree):
+    """(territory, source) where ``record`` is placed in the tree's model (contacts and
     opportunities by their account), or None."""
     placed_object, record_id = object_name, record.id
     if object_name in ("contact", "opportunity"):
         placed_object, record_id = "account", getattr(record, "account_id", None)
         if record_id is None:
             return None
-    row = TerritoryRecord.get_or_none((TerritoryRecord.model_id == model_id)
+    row = TerritoryRecord.get_or_none((TerritoryRecord.model_id == model_tree.model_id)
                                       & (TerritoryRecord.object == placed_object)
                                       & (TerritoryRecord.record_id == record_id))
     if row is None:
         return None
-    territory = services.get_territory(row.territory_id)
+    territory = model_tree.by_id.get(row.territory_id)
     return (territory, row.source) if territory is not None else None
 
 
@@ -637,25 +646,23 @@ def page_slot(slot, actor, context):
     model = services.active_model()
     if record is None or model is None:
         return None
-    placement = placement_of(context["object"], record, model.id)
     model_tree = services.tree(model.id)
-    path = [model_tree.by_id[t] for t in model_tree.path_ids(placement[0].id)] if placement is not None else []
+    placed = placement_of(context["object"], record, model_tree)
+    path = [model_tree.by_id[t] for t in model_tree.path_ids(placed[0].id)] if placed is not None else []
     placed_itself = context["object"] in PLACED_OBJECTS
     choices = placeable_territories(actor.id, model_tree) if placed_itself else []
-    to_rules = (placement is not None and placement[1] == "manual" and placed_itself
-                and services.may_manage_members(actor.id, placement[0]))
-    return Markup(render_template("crm_territory/record_panel.html", placement=placement, path=path,
+    to_rules = (placed is not None and placed[1] == "manual" and placed_itself
+                and services.may_manage_members(actor.id, placed[0]))
+    return Markup(render_template("crm_territory/record_panel.html", placement=placed, path=path,
                                   model=model, follows=not placed_itself, object_name=context["object"],
                                   record=record, choices=choices, to_rules=to_rules))
 
 
 def _placed_record_or_404(object_name, record_id):
     """A record of ``object_name`` (account or lead) the reader may read, else 404."""
-    from crm_territory.placement import object_model
-
     if object_name not in PLACED_OBJECTS:
         abort(404)
-    record_model = object_model(object_name)
+    record_model = placement.object_model(object_name)
     record = engine().query(current_user.id, object_name).where(record_model.id == record_id).first()
     if record is None:
         abort(404)
@@ -670,8 +677,6 @@ def _back_to_record(object_name, record_id):
 def place_by_hand(object_name, record_id):
     """Place a record by hand in a territory of the active model (the rules and realignment
     then leave it there)."""
-    from crm_territory import placement
-
     _placed_record_or_404(object_name, record_id)
     territory = services.get_territory(_int(request.form.get("territory_id")) or 0)
     model = services.active_model()
@@ -682,7 +687,7 @@ def place_by_hand(object_name, record_id):
     try:
         placement.place_by_hand(object_name, record_id, territory, actor_id=current_user.id)
     except UserError as problem:
-        flash(" ".join(_problems(problem).values()), "error")
+        flash(_message(problem), "error")
         return _back_to_record(object_name, record_id)
     flash(_("It is now placed by hand in “%(name)s”.", name=territory.name), "success")
     return _back_to_record(object_name, record_id)
@@ -691,8 +696,6 @@ def place_by_hand(object_name, record_id):
 @blueprint.post("/records/<object_name>/<int:record_id>/rules", endpoint="back_to_rules")
 def back_to_rules(object_name, record_id):
     """Give a record placed by hand in the active model back to the rules."""
-    from crm_territory import placement
-
     _placed_record_or_404(object_name, record_id)
     model = services.active_model()
     row = placement.placement_of(model.id, object_name, record_id) if model is not None else None
@@ -704,7 +707,7 @@ def back_to_rules(object_name, record_id):
     try:
         placement.back_to_rules(object_name, record_id, model.id, actor_id=current_user.id)
     except UserError as problem:
-        flash(" ".join(_problems(problem).values()), "error")
+        flash(_message(problem), "error")
         return _back_to_record(object_name, record_id)
     flash(_("It is placed by the rules again."), "success")
     return _back_to_record(object_name, record_id)
